@@ -1,0 +1,44 @@
+"""The split CLIP-VAE image adapter (paper section 4.2.1, eq. 3: c_I = A(c_CLIP, c_VAE)).
+
+The adapter turns the subject image into the cross-attention embedding the UNet reads in
+place of text: CLIP image tokens (B, T, D) plus the image's VAE latents, which are
+max-pooled, flattened per latent channel and projected to D, giving 4 extra tokens. A linear
+layer across the token axis mixes the T + 4 tokens back to T. It starts as the identity on
+the CLIP tokens, so the pretrained UNet first sees exactly the CLIP embedding (the paper's
+"no shock" initialisation) and learns to use the VAE tokens during finetuning.
+
+Parameter names and shapes match the official ``adapter_N.pth`` (``vae2clip``, ``linear1``).
+Pooling is adaptive to a fixed grid, so the same weights work at every output size.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+
+class ImageAdapter(ModelMixin, ConfigMixin):
+    @register_to_config
+    def __init__(
+        self,
+        clip_tokens: int = 50,
+        clip_dim: int = 768,
+        latent_channels: int = 4,
+        pooled_size: tuple[int, int] = (40, 32),
+    ):
+        super().__init__()
+        pooled_size = tuple(pooled_size)
+        self.pool = nn.AdaptiveMaxPool2d(pooled_size)
+        self.vae2clip = nn.Linear(pooled_size[0] * pooled_size[1], clip_dim)
+        self.linear1 = nn.Linear(clip_tokens + latent_channels, clip_tokens)
+        with torch.no_grad():  # identity on the CLIP tokens, zero weight on the VAE tokens
+            self.linear1.weight.copy_(torch.eye(clip_tokens, clip_tokens + latent_channels))
+            self.linear1.bias.zero_()
+
+    def forward(self, clip_tokens: torch.Tensor, vae_latents: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) CLIP tokens and (B, C, h, w) VAE latents -> (B, T, D) embedding."""
+        vae_tokens = self.vae2clip(self.pool(vae_latents).flatten(2))  # (B, C, D)
+        tokens = torch.cat([clip_tokens, vae_tokens.to(clip_tokens.dtype)], dim=1)  # (B, T + C, D)
+        return self.linear1(tokens.transpose(1, 2)).transpose(1, 2)  # (B, T, D)

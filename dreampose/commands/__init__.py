@@ -1,0 +1,1 @@
+"""One module per `dreampose` subcommand; see `dreampose.cli.COMMANDS`."""

@@ -1,0 +1,367 @@
+"""DreamPosePipeline: image- and pose-conditioned Stable Diffusion (paper sections 4.2 and 4.4).
+
+Every frame is sampled independently, conditioned on the subject image through the CLIP-VAE
+adapter (cross-attention) and on a window of 5 poses (extra UNet input channels), with
+dual classifier-free guidance (eq. 4). Frames share their initial noise by default, which
+the official code does for temporal consistency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
+from diffusers.schedulers import KarrasDiffusionSchedulers
+from diffusers.utils import BaseOutput
+from transformers import CLIPImageProcessor, CLIPVisionModel
+
+from dreampose.adapter import ImageAdapter  # imported here so save/load round-trips the adapter
+from dreampose.conditioning import (
+    check_numerics,
+    check_pose_array,
+    image_embedding,
+    load_rgb,
+    pose_condition,
+    vae_pixels,
+)
+from dreampose.guidance import dual_guidance
+from dreampose.schedulers import make_scheduler
+from dreampose.unet import num_pose_frames_of, widen_conv_in
+from pose_extraction.canvas import fit_image, fit_pose
+from pose_extraction.pose_sequence import PoseSequence
+
+__all__ = ["DreamPosePipeline", "DreamPoseOutput", "ImageAdapter"]
+
+StepCallback = Callable[["DreamPosePipeline", int, int, dict], dict | None]
+
+
+@dataclass
+class DreamPoseOutput(BaseOutput):
+    """Rendered frames (PIL images, or uint8 (N, H, W, 3) for ``output_type="np"``)."""
+
+    frames: list[PIL.Image.Image] | np.ndarray
+    frame_indices: list[int]
+
+
+class DreamPosePipeline(DiffusionPipeline):
+    model_cpu_offload_seq = "image_encoder->adapter->unet->vae"
+
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        image_encoder: CLIPVisionModel,
+        feature_extractor: CLIPImageProcessor,
+        unet: UNet2DConditionModel,
+        adapter: ImageAdapter,
+        scheduler: KarrasDiffusionSchedulers,
+        numerics: str = "dreampose",
+        tiny_random: bool = False,
+    ):
+        super().__init__()
+        self.register_modules(
+            vae=vae,
+            image_encoder=image_encoder,
+            feature_extractor=feature_extractor,
+            unet=unet,
+            adapter=adapter,
+            scheduler=scheduler,
+        )
+        # Saved in model_index.json: how inputs are normalised (see conditioning.py), and
+        # whether this is the random test model, so apps can say its frames are noise.
+        self.register_to_config(numerics=check_numerics(numerics), tiny_random=bool(tiny_random))
+        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_stable_diffusion(
+        cls,
+        base_model: str = "CompVis/stable-diffusion-v1-4",
+        image_encoder: str = "openai/clip-vit-base-patch32",
+        num_pose_frames: int = 5,
+        training_size: tuple[int, int] = (640, 512),
+        **hub_kwargs,
+    ) -> DreamPosePipeline:
+        """A fresh DreamPose model for training: SD 1.x weights, widened UNet, identity adapter.
+
+        ``base_model`` and ``image_encoder`` are hub ids or local folders. ``training_size``
+        (height, width) fixes the adapter's pooling grid at half the latent size there.
+        """
+        from diffusers import PNDMScheduler
+
+        vae = AutoencoderKL.from_pretrained(base_model, subfolder="vae", **hub_kwargs)
+        unet = UNet2DConditionModel.from_pretrained(base_model, subfolder="unet", **hub_kwargs)
+        scheduler = PNDMScheduler.from_pretrained(base_model, subfolder="scheduler", **hub_kwargs)
+        encoder = CLIPVisionModel.from_pretrained(image_encoder, **hub_kwargs)
+        processor = CLIPImageProcessor.from_pretrained(image_encoder, **hub_kwargs)
+        widen_conv_in(unet, num_pose_frames)
+        adapter = adapter_for(encoder, vae, unet, training_size)
+        return cls(vae, encoder, processor, unet, adapter, make_scheduler("pndm", scheduler.config))
+
+    @property
+    def num_pose_frames(self) -> int:
+        return num_pose_frames_of(self.unet)
+
+    @property
+    def numerics(self) -> str:
+        return self.config.numerics
+
+    def set_scheduler(self, name: str) -> None:
+        """Switch sampler by name (pndm, ddim, dpm++, euler), keeping the noise schedule."""
+        self.scheduler = make_scheduler(name, self.scheduler.config)
+
+    # ------------------------------------------------------------------ calling
+    @torch.no_grad()
+    def __call__(
+        self,
+        image,
+        poses: PoseSequence | np.ndarray | torch.Tensor,
+        image_guidance_scale: float = 8.0,
+        pose_guidance_scale: float = 3.0,
+        num_inference_steps: int = 100,
+        frames: list[int] | range | None = None,
+        height: int = 640,
+        width: int = 512,
+        frame_batch_size: int = 1,
+        generator: torch.Generator | None = None,
+        same_noise_for_all_frames: bool = True,
+        output_type: str = "pil",
+        callback_on_step_end: StepCallback | None = None,
+        return_dict: bool = True,
+    ) -> DreamPoseOutput | tuple:
+        """Render ``frames`` (default: all) of ``poses`` with the subject in ``image``.
+
+        ``image`` is a path, PIL image or RGB array; it is fitted onto the height x width
+        canvas without distortion (letterbox), as are poses of another size. ``poses`` is a
+        PoseSequence or an array (N, 2, H, W) of U, V in [0, 1]. The seed is taken from
+        ``generator.initial_seed()`` so any frame renders the same whichever frames share
+        its call. ``callback_on_step_end(pipe, step, timestep, {"latents", "frame_indices"})``
+        runs after every denoising step; raising from it stops the render.
+        """
+        indices, chunks = [], []
+        for batch_indices, batch in self.iter_frames(
+            image,
+            poses,
+            image_guidance_scale=image_guidance_scale,
+            pose_guidance_scale=pose_guidance_scale,
+            num_inference_steps=num_inference_steps,
+            frames=frames,
+            height=height,
+            width=width,
+            frame_batch_size=frame_batch_size,
+            generator=generator,
+            same_noise_for_all_frames=same_noise_for_all_frames,
+            callback_on_step_end=callback_on_step_end,
+        ):
+            indices += batch_indices
+            chunks.append(batch)
+        frames_out = np.concatenate(chunks)
+        if output_type == "pil":
+            frames_out = [PIL.Image.fromarray(f) for f in frames_out]
+        elif output_type != "np":
+            raise ValueError(f"output_type must be 'pil' or 'np'; got {output_type!r}")
+        if not return_dict:
+            return (frames_out, indices)
+        return DreamPoseOutput(frames=frames_out, frame_indices=indices)
+
+    @torch.no_grad()
+    def iter_frames(
+        self,
+        image,
+        poses,
+        image_guidance_scale: float = 8.0,
+        pose_guidance_scale: float = 3.0,
+        num_inference_steps: int = 100,
+        frames: list[int] | range | None = None,
+        height: int = 640,
+        width: int = 512,
+        frame_batch_size: int = 1,
+        generator: torch.Generator | None = None,
+        same_noise_for_all_frames: bool = True,
+        callback_on_step_end: StepCallback | None = None,
+    ) -> Iterator[tuple[list[int], np.ndarray]]:
+        """Like ``__call__``, but yields (frame indices, uint8 frames) batch by batch, so a
+        caller keeps every finished frame if a later one fails or is cancelled."""
+        # 0. Check inputs
+        uv = self.check_inputs(
+            poses, image_guidance_scale, pose_guidance_scale, num_inference_steps, height, width
+        )
+        frames = self.check_frames(frames, len(uv), frame_batch_size)
+
+        # 1. Define call parameters
+        device = self._execution_device
+        dtype = self.unet.dtype
+        latent_size = (height // self.vae_scale_factor, width // self.vae_scale_factor)
+        seed = generator.initial_seed() if generator is not None else torch.seed()
+
+        # 2. Place the subject and the poses on the canvas
+        subject = fit_image(load_rgb(image), height, width)
+        uv = self.fit_poses(uv, height, width).to(device)
+
+        # 3. Encode the subject image once: the unconditional (black) and the real one
+        uncond_embeds, cond_embeds = self.encode_image(
+            np.stack([np.zeros_like(subject), subject]), device, dtype
+        ).chunk(2)
+        subject_latents = self.encode_latents(subject, device, dtype) if self.numerics == "official" else None
+
+        # 4. Sample frame batches
+        for start in range(0, len(frames), frame_batch_size):
+            batch = frames[start : start + frame_batch_size]
+            pose = pose_condition(uv, batch, latent_size, self.num_pose_frames, self.numerics)
+            noise = self.prepare_noise(batch, latent_size, seed, same_noise_for_all_frames)
+            latents = self.denoise(
+                noise.to(device=device, dtype=dtype),
+                pose.to(dtype),
+                uncond_embeds,
+                cond_embeds,
+                image_guidance_scale,
+                pose_guidance_scale,
+                num_inference_steps,
+                subject_latents,
+                batch,
+                callback_on_step_end,
+            )
+            yield batch, self.decode_latents(latents)
+
+    # ------------------------------------------------------------------ steps
+    def check_inputs(self, poses, image_guidance_scale, pose_guidance_scale, steps, height, width):
+        """Validate the call; return the poses as a float tensor (N, 2, H, W) in [0, 1]."""
+        if isinstance(poses, PoseSequence):
+            uv = torch.from_numpy(poses.uv_float())
+        else:
+            uv = torch.as_tensor(np.asarray(poses) if not torch.is_tensor(poses) else poses).float()
+            check_pose_array(uv)
+            if not torch.isfinite(uv).all() or uv.min() < 0 or uv.max() > 1:
+                raise ValueError(
+                    "pose values must be DensePose U, V coordinates in [0, 1] (0 = no body); "
+                    f"got values in [{uv.min().item():.3g}, {uv.max().item():.3g}]"
+                )
+        for name, scale in (("image_guidance_scale", image_guidance_scale), ("pose_guidance_scale", pose_guidance_scale)):
+            if not scale >= 0:
+                raise ValueError(f"{name} must be 0 or more; got {scale}")
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"num_inference_steps must be a whole number of at least 1; got {steps}")
+        for name, size in (("height", height), ("width", width)):
+            if not isinstance(size, int) or size < 64 or size % 64:
+                raise ValueError(f"{name} must be a positive multiple of 64 (e.g. 640 x 512); got {size}")
+        return uv
+
+    @staticmethod
+    def check_frames(frames, num_frames: int, frame_batch_size: int) -> list[int]:
+        if not isinstance(frame_batch_size, int) or frame_batch_size < 1:
+            raise ValueError(f"frame_batch_size must be at least 1; got {frame_batch_size}")
+        frames = list(range(num_frames)) if frames is None else [int(i) for i in frames]
+        if not frames:
+            raise ValueError("no frames selected to render")
+        bad = [i for i in frames if not 0 <= i < num_frames]
+        if bad:
+            raise ValueError(f"frame {bad[0]} is out of range: the poses have frames 0..{num_frames - 1}")
+        return frames
+
+    @staticmethod
+    def fit_poses(uv: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        if tuple(uv.shape[-2:]) == (height, width):
+            return uv
+        fitted, _, _ = fit_pose(uv.numpy(), None, height, width)
+        return torch.from_numpy(fitted)
+
+    def encode_image(self, images: np.ndarray, device, dtype) -> torch.Tensor:
+        """The adapter's embedding c_I for RGB uint8 images (B, H, W, 3)."""
+        return image_embedding(
+            images,
+            vae=self.vae,
+            image_encoder=self.image_encoder,
+            feature_extractor=self.feature_extractor,
+            adapter=self.adapter,
+            numerics=self.numerics,
+            device=device,
+            dtype=dtype,
+        )
+
+    def encode_latents(self, image: np.ndarray, device, dtype) -> torch.Tensor:
+        """Diffusion-space latents of one RGB uint8 image (1, 4, h, w)."""
+        pixels = vae_pixels(image[None]).to(device=device, dtype=dtype)
+        return self.vae.encode(pixels).latent_dist.mode() * self.vae.config.scaling_factor
+
+    def prepare_noise(self, frame_indices, latent_size, seed: int, same_for_all: bool) -> torch.Tensor:
+        """Initial noise (B, C, h, w), on the CPU so every device draws the same numbers.
+
+        Shared noise comes from ``seed``; per-frame noise from ``seed + frame index``, so a
+        frame's noise never depends on which other frames are rendered with it.
+        """
+        shape = (1, self.unet.config.out_channels, *latent_size)
+        if same_for_all:
+            noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+            return noise.expand(len(frame_indices), -1, -1, -1).clone()
+        return torch.cat(
+            [torch.randn(shape, generator=torch.Generator().manual_seed(seed + i)) for i in frame_indices]
+        )
+
+    def denoise(
+        self,
+        latents,
+        pose,
+        uncond_embeds,
+        cond_embeds,
+        image_guidance_scale,
+        pose_guidance_scale,
+        num_inference_steps,
+        subject_latents,
+        frame_indices,
+        callback_on_step_end,
+    ) -> torch.Tensor:
+        """Run the sampler on one frame batch. The three guidance branches, for every frame
+        of the batch, share one UNet call: (∅, ∅), (c_I, c_P), (c_I, ∅)."""
+        batch = latents.shape[0]
+        self.scheduler.set_timesteps(num_inference_steps, device=latents.device)
+        timesteps = self.scheduler.timesteps
+        if subject_latents is None:
+            latents = latents * self.scheduler.init_noise_sigma
+        else:  # official: the subject's latents noised to the first timestep (strength 1)
+            latents = self.scheduler.add_noise(subject_latents.expand_as(latents), latents, timesteps[:1])
+        no_pose = torch.zeros_like(pose)
+        pose_in = torch.cat([no_pose, pose, no_pose])
+        embeds = torch.cat([uncond_embeds.expand(batch, -1, -1), cond_embeds.expand(2 * batch, -1, -1)])
+
+        with self.progress_bar(total=len(timesteps)) as progress:
+            for i, t in enumerate(timesteps):
+                model_input = self.scheduler.scale_model_input(torch.cat([latents] * 3), t)
+                model_input = torch.cat([model_input, pose_in], dim=1)
+                eps = self.unet(model_input, t, encoder_hidden_states=embeds).sample
+                eps_uncond, eps_image_pose, eps_image = eps.chunk(3)
+                eps = dual_guidance(eps_uncond, eps_image, eps_image_pose, image_guidance_scale, pose_guidance_scale)
+                latents = self.scheduler.step(eps, t, latents).prev_sample
+                if callback_on_step_end is not None:
+                    out = callback_on_step_end(
+                        self, i, int(t), {"latents": latents, "frame_indices": list(frame_indices)}
+                    )
+                    if out and "latents" in out:
+                        latents = out["latents"]
+                progress.update()
+        return latents
+
+    def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
+        """Latents -> RGB uint8 frames (B, H, W, 3)."""
+        images = self.vae.decode(latents / self.vae.config.scaling_factor).sample
+        images = (images.float() / 2 + 0.5).clamp(0, 1)
+        return (images.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def adapter_for(image_encoder, vae, unet, training_size=(640, 512)) -> ImageAdapter:
+    """An identity-initialised adapter whose shapes fit these three models."""
+    vision = image_encoder.config
+    if unet.config.cross_attention_dim != vision.hidden_size:
+        raise ValueError(
+            f"the UNet attends to {unet.config.cross_attention_dim}-d embeddings but the image encoder "
+            f"gives {vision.hidden_size}-d tokens; use a Stable Diffusion 1.x UNet with a ViT-B CLIP"
+        )
+    scale = 2 ** (len(vae.config.block_out_channels) - 1)
+    return ImageAdapter(
+        clip_tokens=(vision.image_size // vision.patch_size) ** 2 + 1,
+        clip_dim=vision.hidden_size,
+        latent_channels=vae.config.latent_channels,
+        pooled_size=(training_size[0] // scale // 2, training_size[1] // scale // 2),
+    )

@@ -1,0 +1,237 @@
+"""The pose file: the one contract between pose extraction and the DreamPose model.
+
+A pose sequence is a versioned ``.npz`` holding, for N frames of H x W pixels:
+
+===============  ==================  ===============================================
+key              dtype, shape        meaning
+===============  ==================  ===============================================
+``uv``           float16 (N,2,H,W)   DensePose U and V in [0, 1]; 0 where no body
+``labels``       uint8 (N,H,W)       DensePose part index 0..24 (0 = background)
+``boxes``        float32 (N,4)       person box x0, y0, x1, y1 in these pixels
+``scores``       float32 (N,)        detection score of that person
+``missing``      bool (N,)           frames where nobody was detected (filled in)
+``fps``          float64 ()          frames per second
+``source_size``  int64 (2,)          height, width of the frames it was made from
+``format_version`` int64 ()          ``FORMAT_VERSION``
+===============  ==================  ===============================================
+
+Everything in the project reads and writes poses through :class:`PoseSequence`, and
+loading validates every field, naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+NUM_PART_LABELS = 25  # DensePose: background + 24 body parts
+
+
+class PoseFileError(ValueError):
+    """A pose file or pose array that does not follow the format."""
+
+
+@dataclass(eq=False)
+class PoseSequence:
+    uv: np.ndarray
+    labels: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    missing: np.ndarray
+    fps: float = 30.0
+    source_size: tuple[int, int] | None = None
+    format_version: int = FORMAT_VERSION
+    extra: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.uv = np.asarray(self.uv)
+        self.labels = np.asarray(self.labels)
+        self.boxes = np.asarray(self.boxes)
+        self.scores = np.asarray(self.scores)
+        self.missing = np.asarray(self.missing)
+        self.fps = float(self.fps)
+        if self.source_size is None and self.uv.ndim == 4:
+            self.source_size = (int(self.uv.shape[2]), int(self.uv.shape[3]))
+        elif self.source_size is not None:
+            self.source_size = (int(self.source_size[0]), int(self.source_size[1]))
+        self.validate()
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_uv(
+        cls,
+        uv: np.ndarray,
+        fps: float = 30.0,
+        labels: np.ndarray | None = None,
+        missing: np.ndarray | None = None,
+    ) -> PoseSequence:
+        """Build a sequence from UV maps alone (N, 2, H, W) in [0, 1].
+
+        Labels default to 1 wherever U or V is non-zero, boxes to the bounding box of
+        that body mask and scores to 1, so hand-made or imported poses are complete.
+        """
+        uv = np.asarray(uv, dtype=np.float32)
+        if uv.ndim != 4 or uv.shape[1] != 2:
+            raise PoseFileError(f"uv must have shape (N, 2, H, W); got {tuple(uv.shape)}")
+        body = (uv != 0).any(axis=1)
+        if labels is None:
+            labels = body.astype(np.uint8)
+        n = uv.shape[0]
+        boxes = np.array([_mask_box(m) for m in body], dtype=np.float32).reshape(n, 4)
+        missing = np.zeros(n, dtype=bool) if missing is None else np.asarray(missing, dtype=bool)
+        return cls(
+            uv=uv.astype(np.float16),
+            labels=np.asarray(labels, dtype=np.uint8),
+            boxes=boxes,
+            scores=np.ones(n, dtype=np.float32),
+            missing=missing,
+            fps=fps,
+        )
+
+    # ------------------------------------------------------------------ access
+    def __len__(self) -> int:
+        return int(self.uv.shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.uv.shape[2])
+
+    @property
+    def width(self) -> int:
+        return int(self.uv.shape[3])
+
+    def uv_float(self) -> np.ndarray:
+        """UV maps as float32 (N, 2, H, W) in [0, 1]."""
+        return self.uv.astype(np.float32)
+
+    def select(self, indices) -> PoseSequence:
+        """A new sequence holding only ``indices`` (a slice, list or array)."""
+        idx = np.arange(len(self))[indices]
+        return PoseSequence(
+            uv=self.uv[idx],
+            labels=self.labels[idx],
+            boxes=self.boxes[idx],
+            scores=self.scores[idx],
+            missing=self.missing[idx],
+            fps=self.fps,
+            source_size=self.source_size,
+        )
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        """Raise :class:`PoseFileError` naming the first field that breaks the format."""
+        if self.format_version != FORMAT_VERSION:
+            raise PoseFileError(
+                f"pose file format_version {self.format_version} is not supported; "
+                f"this DreamPose reads version {FORMAT_VERSION}. Re-extract the poses."
+            )
+        uv = self.uv
+        if uv.ndim != 4 or uv.shape[1] != 2:
+            raise PoseFileError(
+                f"uv must have shape (N, 2, H, W) with 2 channels (U, V); got {tuple(uv.shape)}"
+            )
+        n, _, h, w = uv.shape
+        if n == 0:
+            raise PoseFileError("the pose sequence is empty: it needs at least one frame")
+        if h < 1 or w < 1:
+            raise PoseFileError(f"uv frames must have a positive size; got {h} x {w}")
+        if uv.dtype != np.float16:
+            raise PoseFileError(f"uv must be float16; got {uv.dtype}")
+        finite = np.isfinite(uv)
+        if not finite.all():
+            raise PoseFileError("uv holds NaN or infinite values")
+        lo, hi = float(uv.min()), float(uv.max())
+        if lo < 0.0 or hi > 1.0:
+            raise PoseFileError(f"uv values must lie in [0, 1]; found values in [{lo:.3g}, {hi:.3g}]")
+        _check(self.labels, "labels", np.uint8, (n, h, w))
+        if self.labels.size and int(self.labels.max()) >= NUM_PART_LABELS:
+            raise PoseFileError(
+                f"labels must be DensePose part indices 0..{NUM_PART_LABELS - 1}; "
+                f"found {int(self.labels.max())}"
+            )
+        _check(self.boxes, "boxes", np.float32, (n, 4))
+        _check(self.scores, "scores", np.float32, (n,))
+        _check(self.missing, "missing", np.bool_, (n,))
+        if not np.isfinite(self.fps) or self.fps <= 0:
+            raise PoseFileError(f"fps must be a positive number; got {self.fps}")
+        if self.missing.all():
+            raise PoseFileError("no person was detected in any frame of this pose sequence")
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the ``.npz`` atomically (temporary file, then rename)."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise PoseFileError(f"pose files end in .npz; got {path.name}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez_compressed(
+                    f,
+                    uv=self.uv,
+                    labels=self.labels,
+                    boxes=self.boxes,
+                    scores=self.scores,
+                    missing=self.missing,
+                    fps=np.float64(self.fps),
+                    source_size=np.asarray(self.source_size, dtype=np.int64),
+                    format_version=np.int64(self.format_version),
+                )
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PoseSequence:
+        """Read and validate a pose file. Never unpickles (``allow_pickle=False``)."""
+        path = Path(path)
+        if not path.is_file():
+            raise PoseFileError(f"pose file not found: {path}")
+        try:
+            data = np.load(path, allow_pickle=False)
+        except Exception as e:  # zip errors, truncated files, pickled object arrays
+            raise PoseFileError(f"{path.name} is not a readable .npz pose file ({e})") from e
+        with data:
+            required = ("uv", "labels", "boxes", "scores", "missing", "fps", "format_version")
+            absent = [k for k in required if k not in data.files]
+            if absent:
+                raise PoseFileError(
+                    f"{path.name} is not a DreamPose pose file: missing {', '.join(absent)} "
+                    "(make one with `dreampose extract-poses`)"
+                )
+            source = tuple(data["source_size"]) if "source_size" in data.files else None
+            try:
+                return cls(
+                    uv=data["uv"],
+                    labels=data["labels"],
+                    boxes=data["boxes"],
+                    scores=data["scores"],
+                    missing=data["missing"],
+                    fps=float(data["fps"]),
+                    source_size=source,
+                    format_version=int(data["format_version"]),
+                )
+            except PoseFileError as e:
+                raise PoseFileError(f"{path.name}: {e}") from e
+
+
+def _check(array: np.ndarray, name: str, dtype, shape: tuple) -> None:
+    if array.dtype != dtype:
+        raise PoseFileError(f"{name} must be {np.dtype(dtype)}; got {array.dtype}")
+    if tuple(array.shape) != shape:
+        raise PoseFileError(f"{name} must have shape {shape}; got {tuple(array.shape)}")
+
+
+def _mask_box(mask: np.ndarray) -> tuple[float, float, float, float]:
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return (0.0, 0.0, 0.0, 0.0)
+    return (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
