@@ -89,9 +89,7 @@ def check_pose_array(uv) -> None:
     """Validate a pose array (N, 2, H, W): raise a ValueError that says what is wrong."""
     shape = tuple(uv.shape)
     if len(shape) != 4 or shape[1] != POSE_CHANNELS:
-        raise ValueError(
-            f"poses must have shape (N, 2, H, W): N frames of U and V maps; got shape {shape}"
-        )
+        raise ValueError(f"poses must have shape (N, 2, H, W): N frames of U and V maps; got shape {shape}")
     if shape[0] == 0:
         raise ValueError("the pose sequence is empty: give at least one pose frame")
 

@@ -239,7 +239,10 @@ class DreamPosePipeline(DiffusionPipeline):
                     "pose values must be DensePose U, V coordinates in [0, 1] (0 = no body); "
                     f"got values in [{uv.min().item():.3g}, {uv.max().item():.3g}]"
                 )
-        for name, scale in (("image_guidance_scale", image_guidance_scale), ("pose_guidance_scale", pose_guidance_scale)):
+        for name, scale in (
+            ("image_guidance_scale", image_guidance_scale),
+            ("pose_guidance_scale", pose_guidance_scale),
+        ):
             if not scale >= 0:
                 raise ValueError(f"{name} must be 0 or more; got {scale}")
         if not isinstance(steps, int) or steps < 1:
@@ -332,7 +335,9 @@ class DreamPosePipeline(DiffusionPipeline):
                 model_input = torch.cat([model_input, pose_in], dim=1)
                 eps = self.unet(model_input, t, encoder_hidden_states=embeds).sample
                 eps_uncond, eps_image_pose, eps_image = eps.chunk(3)
-                eps = dual_guidance(eps_uncond, eps_image, eps_image_pose, image_guidance_scale, pose_guidance_scale)
+                eps = dual_guidance(
+                    eps_uncond, eps_image, eps_image_pose, image_guidance_scale, pose_guidance_scale
+                )
                 latents = self.scheduler.step(eps, t, latents).prev_sample
                 if callback_on_step_end is not None:
                     out = callback_on_step_end(

@@ -13,11 +13,13 @@ from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
 from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
 from dreampose.pipeline import DreamPosePipeline, adapter_for
-from dreampose.schedulers import make_scheduler
 from dreampose.unet import widen_conv_in
 
-def tiny_components(seed: int = 0, num_pose_frames: int = 5, randomize_new_weights: bool = True) -> dict:
-    """The six components of a tiny DreamPose model (a VAE with the real 8x downsampling)."""
+
+def tiny_stable_diffusion(seed: int = 0) -> dict:
+    """Tiny stand-ins for what a DreamPose model is built from: a Stable Diffusion 1.x
+    VAE, UNet and scheduler (the VAE keeps the real 8x downsampling), and a CLIP vision
+    model with its processor."""
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
         sample_size=(80, 64),
@@ -56,22 +58,39 @@ def tiny_components(seed: int = 0, num_pose_frames: int = 5, randomize_new_weigh
         )
     )
     feature_extractor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    widen_conv_in(unet, num_pose_frames)
-    adapter = adapter_for(image_encoder, vae, unet, training_size=(64, 64))
+    # Stable Diffusion 1.x's noise schedule.
+    scheduler = PNDMScheduler(
+        beta_schedule="scaled_linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        steps_offset=1,
+        set_alpha_to_one=False,
+        skip_prk_steps=True,
+    )
+    return {
+        "vae": vae,
+        "unet": unet,
+        "scheduler": scheduler,
+        "image_encoder": image_encoder,
+        "feature_extractor": feature_extractor,
+    }
+
+
+def tiny_components(seed: int = 0, num_pose_frames: int = 5, randomize_new_weights: bool = True) -> dict:
+    """The six components of a tiny DreamPose model.
+
+    With ``randomize_new_weights=False`` the new layers keep the paper's initialisation
+    (zero pose channels, identity adapter), as ``from_stable_diffusion`` builds them.
+    """
+    parts = tiny_stable_diffusion(seed)
+    unet = widen_conv_in(parts["unet"], num_pose_frames)
+    adapter = adapter_for(parts["image_encoder"], parts["vae"], unet, training_size=(64, 64))
     if randomize_new_weights:
         torch.manual_seed(seed + 3)
         with torch.no_grad():
             unet.conv_in.weight[:, 4:].normal_(0, 0.1)
             adapter.linear1.weight.add_(torch.randn_like(adapter.linear1.weight) * 0.2)
-    scheduler = make_scheduler("pndm", PNDMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1, set_alpha_to_one=False).config)
-    return {
-        "vae": vae,
-        "image_encoder": image_encoder,
-        "feature_extractor": feature_extractor,
-        "unet": unet,
-        "adapter": adapter,
-        "scheduler": scheduler,
-    }
+    return {**parts, "unet": unet, "adapter": adapter}
 
 
 def tiny_pipeline(seed: int = 0, **kwargs) -> DreamPosePipeline:

@@ -1,0 +1,20 @@
+"""`dreampose tiny-model`: write a tiny random DreamPose model (for tests and demos; outputs are noise)."""
+
+from __future__ import annotations
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "tiny-model", help="write a tiny randomly initialised model (tests, offline demos; renders noise)"
+    )
+    parser.add_argument("--output", required=True, help="folder to write the model to")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from dreampose.tiny import tiny_pipeline
+
+    tiny_pipeline(seed=args.seed).save_pretrained(args.output, safe_serialization=True)
+    print(f"wrote a tiny random model to {args.output} (not a real model: it renders noise)")
+    return 0

@@ -1,0 +1,87 @@
+"""The `dreampose` command line on the tiny model: files in, files out, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+from PIL import Image
+
+from dreampose.cli import main
+from pose_extraction.pose_sequence import PoseSequence
+from tests.conftest import SIZE, make_poses
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    assert main(["tiny-model", "--output", str(root / "model")]) == 0
+    Image.fromarray(np.full((80, 60, 3), 200, np.uint8)).save(root / "photo.png")
+    PoseSequence.from_uv(make_poses(5), fps=12.0).save(root / "poses.npz")
+    return root
+
+
+def common(files):
+    return [
+        "--model", str(files / "model"), "--image", str(files / "photo.png"), "--poses", str(files / "poses.npz"),
+        "--steps", "2", "--height", str(SIZE), "--width", str(SIZE),
+    ]  # fmt: skip
+
+
+def test_render_writes_one_video_frame_per_pose_frame(files):
+    out = files / "out.mp4"
+    assert main(["render", *common(files), "--output", str(out), "--batch-frames", "2"]) == 0
+    frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(out))
+    assert frames == 5 and seconds == pytest.approx(5 / 12, abs=0.05)
+    reader = imageio_ffmpeg.read_frames(str(out))
+    meta = next(reader)
+    assert meta["size"] == (SIZE, SIZE) and meta["fps"] == pytest.approx(12.0)
+    assert meta["codec"] == "h264" and "yuv420p" in meta["pix_fmt"]
+
+
+def test_render_frame_range_and_fps(files):
+    out = files / "part.mp4"
+    assert main(["render", *common(files), "--output", str(out), "--frames", "1:4", "--fps", "24"]) == 0
+    assert imageio_ffmpeg.count_frames_and_secs(str(out))[0] == 3
+
+
+def test_preview_writes_a_png(files):
+    out = files / "frame.png"
+    assert main(["preview", *common(files), "--frame", "3", "--output", str(out)]) == 0
+    assert Image.open(out).size == (SIZE, SIZE)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--frame", "9"], "frame 9 is out of range"),
+        (["--image-guidance", "-2"], "image_guidance_scale must be 0 or more"),
+        (["--height", "100"], "multiple of 64"),
+    ],
+)
+def test_bad_input_exits_2_with_one_clear_line(files, capsys, extra, message):
+    assert main(["preview", *common(files), "--output", str(files / "x.png"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_bad_frame_range(files, capsys):
+    assert main(["render", *common(files), "--output", str(files / "y.mp4"), "--frames", "3:99"]) == 2
+    assert "outside the pose sequence" in capsys.readouterr().err
+
+
+def test_not_a_model_folder(files, capsys, tmp_path):
+    args = common(files)
+    args[1] = str(tmp_path)
+    assert main(["preview", *args, "--output", str(files / "z.png")]) == 2
+    assert "not a DreamPose model folder" in capsys.readouterr().err
+
+
+def test_python_dash_m_and_help():
+    out = subprocess.run([sys.executable, "-m", "dreampose", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for command in ("render", "preview", "convert", "tiny-model"):
+        assert command in out.stdout

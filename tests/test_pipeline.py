@@ -1,0 +1,161 @@
+"""DreamPosePipeline on the tiny random model: guidance, batching, seeds, save/load, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dreampose.guidance import dual_guidance
+from dreampose.pipeline import DreamPosePipeline
+from tests.conftest import SIZE, make_poses
+
+STEPS = 2
+
+
+def render(pipe, image, poses, seed=0, **kwargs):
+    kwargs = {"num_inference_steps": STEPS, "height": SIZE, "width": SIZE, **kwargs}
+    out = pipe(image, poses, generator=torch.Generator().manual_seed(seed), output_type="np", **kwargs)
+    return out.frames.astype(np.float32)
+
+
+def differs(a, b, threshold=1.0):
+    return np.abs(a - b).mean() > threshold
+
+
+def test_output_is_one_rgb_frame_per_selected_pose(tiny_pipe, subject_image, poses):
+    out = tiny_pipe(subject_image, poses, num_inference_steps=STEPS, height=SIZE, width=SIZE, frames=[3, 1])
+    assert out.frame_indices == [3, 1]
+    assert [f.size for f in out.frames] == [(SIZE, SIZE)] * 2
+    assert all(isinstance(f, Image.Image) and f.mode == "RGB" for f in out.frames)
+
+
+def test_batched_guidance_step_equals_three_separate_unet_calls(tiny_pipe, subject_image, poses):
+    pipe = tiny_pipe
+    calls = []
+    real_unet_forward = pipe.unet.forward
+
+    def spy(sample, t, encoder_hidden_states, **kw):
+        out = real_unet_forward(sample, t, encoder_hidden_states=encoder_hidden_states, **kw)
+        calls.append((sample.clone(), t, encoder_hidden_states.clone(), out.sample.clone()))
+        return out
+
+    pipe.unet.forward = spy
+    render(pipe, subject_image, poses, num_inference_steps=1, frames=[2])
+    pipe.unet.forward = real_unet_forward
+    (sample, t, embeds, batched), = calls
+    assert sample.shape[0] == 3  # the three branches in one call
+    # Recompute each branch alone: (∅, ∅), (c_I, c_P), (c_I, ∅) in the pipeline's order.
+    with torch.no_grad():
+        alone = [pipe.unet(sample[i : i + 1], t, encoder_hidden_states=embeds[i : i + 1]).sample for i in range(3)]
+    torch.testing.assert_close(torch.cat(alone), batched, rtol=1e-4, atol=1e-5)
+    # Branch contents: zero pose in the unconditional and image-only branches, the real
+    # pose in the middle one; black-image embedding only in the first.
+    pose = sample[:, 4:]
+    assert pose[0].abs().sum() == 0 and pose[2].abs().sum() == 0 and pose[1].abs().sum() > 0
+    torch.testing.assert_close(embeds[1], embeds[2])
+    assert not torch.allclose(embeds[0], embeds[1])
+    guided = dual_guidance(alone[0], alone[2], alone[1], 8.0, 3.0)
+    manual = alone[0] + 8.0 * (alone[2] - alone[0]) + 3.0 * (alone[1] - alone[2])
+    torch.testing.assert_close(guided, manual)
+
+
+def test_batch_of_frames_equals_frames_one_by_one(tiny_pipe, subject_image, poses):
+    together = render(tiny_pipe, subject_image, poses, frame_batch_size=4)
+    alone = render(tiny_pipe, subject_image, poses, frame_batch_size=1)
+    np.testing.assert_allclose(together, alone, atol=2)  # uint8 rounding of float noise
+
+
+def test_per_frame_noise_does_not_depend_on_the_chunk(tiny_pipe, subject_image, poses):
+    whole = render(tiny_pipe, subject_image, poses, same_noise_for_all_frames=False, frame_batch_size=2)
+    tail = render(tiny_pipe, subject_image, poses, same_noise_for_all_frames=False, frames=[2, 3])
+    np.testing.assert_allclose(whole[2:], tail, atol=2)
+
+
+def test_same_seed_same_frames_other_seed_other_frames(tiny_pipe, subject_image, poses):
+    a = render(tiny_pipe, subject_image, poses, seed=1, frames=[0])
+    b = render(tiny_pipe, subject_image, poses, seed=1, frames=[0])
+    c = render(tiny_pipe, subject_image, poses, seed=2, frames=[0])
+    np.testing.assert_array_equal(a, b)
+    assert differs(a, c)
+
+
+def test_save_and_load_give_identical_output(tiny_pipe, subject_image, poses, tmp_path):
+    tiny_pipe.save_pretrained(tmp_path)
+    loaded = DreamPosePipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.config.tiny_random and loaded.numerics == "dreampose"
+    np.testing.assert_array_equal(
+        render(tiny_pipe, subject_image, poses, frames=[1]), render(loaded, subject_image, poses, frames=[1])
+    )
+
+
+def test_guidance_weights_decide_what_the_output_depends_on(tiny_pipe, subject_image):
+    other_image = np.ascontiguousarray(subject_image[::-1, ::-1, ::-1])
+    poses_a, poses_b = make_poses(seed=0), make_poses(seed=1)[::-1].copy()
+
+    def frame(image, poses, s_i, s_p):
+        return render(tiny_pipe, image, poses, frames=[1], image_guidance_scale=s_i, pose_guidance_scale=s_p)
+
+    base = frame(subject_image, poses_a, 8.0, 3.0)
+    assert differs(base, frame(subject_image, poses_b, 8.0, 3.0))  # poses matter
+    assert differs(base, frame(other_image, poses_a, 8.0, 3.0))  # the image matters
+    # sP = 0: the poses no longer matter, the image still does.
+    no_pose = frame(subject_image, poses_a, 8.0, 0.0)
+    np.testing.assert_allclose(no_pose, frame(subject_image, poses_b, 8.0, 0.0), atol=1)
+    assert differs(no_pose, frame(other_image, poses_a, 8.0, 0.0))
+    # sI = sP = 0: neither matters.
+    neither = frame(subject_image, poses_a, 0.0, 0.0)
+    np.testing.assert_allclose(neither, frame(other_image, poses_b, 0.0, 0.0), atol=1)
+
+
+@pytest.mark.parametrize("scheduler", ["ddim", "dpm++", "euler"])
+def test_other_schedulers_run(tiny_pipe, subject_image, poses, scheduler):
+    tiny_pipe.set_scheduler(scheduler)
+    out = render(tiny_pipe, subject_image, poses, frames=[0], num_inference_steps=3)
+    assert out.shape == (1, SIZE, SIZE, 3) and np.isfinite(out).all()
+
+
+def test_official_numerics_start_from_the_subject_latents(tiny_pipe, subject_image, poses):
+    tiny_pipe.register_to_config(numerics="official")
+    official = render(tiny_pipe, subject_image, poses, frames=[0])
+    tiny_pipe.register_to_config(numerics="dreampose")
+    ours = render(tiny_pipe, subject_image, poses, frames=[0])
+    assert differs(official, ours)
+
+
+def test_greyscale_and_rgba_photos_are_converted(tiny_pipe, subject_image, poses):
+    grey = Image.fromarray(subject_image).convert("L")
+    rgba = Image.fromarray(subject_image).convert("RGBA")
+    for image in (grey, rgba, np.asarray(grey)):
+        assert render(tiny_pipe, image, poses, frames=[0]).shape == (1, SIZE, SIZE, 3)
+
+
+def test_poses_of_another_size_are_fitted_to_the_canvas(tiny_pipe, subject_image):
+    out = render(tiny_pipe, subject_image, make_poses(size=100), frames=[0])
+    assert out.shape == (1, SIZE, SIZE, 3)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"poses": np.zeros((3, 3, SIZE, SIZE), np.float32)}, r"shape \(N, 2, H, W\)"),
+        ({"poses": np.zeros((0, 2, SIZE, SIZE), np.float32)}, "empty"),
+        ({"poses": np.full((2, 2, SIZE, SIZE), 2.0, np.float32)}, r"in \[0, 1\]"),
+        ({"frames": [7]}, "out of range"),
+        ({"frames": []}, "no frames"),
+        ({"image_guidance_scale": -1.0}, "image_guidance_scale must be 0 or more"),
+        ({"pose_guidance_scale": -0.5}, "pose_guidance_scale must be 0 or more"),
+        ({"num_inference_steps": 0}, "at least 1"),
+        ({"height": 100}, "multiple of 64"),
+        ({"width": 0}, "multiple of 64"),
+        ({"image": np.zeros((8, 8, 5), np.uint8)}, "RGB"),
+        ({"image": np.zeros((8, 8, 3), np.float32)}, "uint8"),
+    ],
+)
+def test_bad_input_is_a_clear_value_error(tiny_pipe, subject_image, poses, change, message):
+    kwargs = {"image": subject_image, "poses": poses, "num_inference_steps": 1, "height": SIZE, "width": SIZE}
+    kwargs.update(change)
+    with pytest.raises(ValueError, match=message):
+        tiny_pipe(**kwargs)
