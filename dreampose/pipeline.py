@@ -8,6 +8,7 @@ the official code does for temporal consistency.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -195,7 +196,7 @@ class DreamPosePipeline(DiffusionPipeline):
         device = self._execution_device
         dtype = self.unet.dtype
         latent_size = (height // self.vae_scale_factor, width // self.vae_scale_factor)
-        seed = generator.initial_seed() if generator is not None else torch.seed()
+        seed = generator.initial_seed() if generator is not None else secrets.randbits(63)
 
         # 2. Place the subject and the poses on the canvas
         subject = fit_image(load_rgb(image), height, width)

@@ -87,7 +87,13 @@ def load_pipeline(model: str, device: str | None = None, cpu_offload: bool = Fal
                 f"{path} is not a DreamPose model folder (no model_index.json). Make one with "
                 "`dreampose convert` from the official checkpoints, or `dreampose finetune`."
             )
-        pipe = DreamPosePipeline.from_pretrained(model, torch_dtype=dtype)
+        try:
+            pipe = DreamPosePipeline.from_pretrained(model, torch_dtype=dtype)
+        except OSError as e:  # not on disk and not on the hub (or offline)
+            raise ValueError(
+                f"could not load the model {model!r}: give a DreamPose model folder, or a hub id "
+                f"reachable from here ({e.__class__.__name__}: {str(e).splitlines()[0]})"
+            ) from e
     if device.type == "cpu":
         log.warning("no CUDA GPU found: running on the CPU, which is very slow for real models")
     if cpu_offload and device.type == "cuda":

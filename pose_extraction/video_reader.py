@@ -182,15 +182,15 @@ def _ffmpeg_reason(log: str) -> str:
     for key in keys:
         for ln in lines:
             if key in ln:
-                return re.sub(r"^\[[^\]]*\]\s*", "", ln)
+                return re.sub(r"^(\[[^\]]*\]\s*)+", "", ln)
     return lines[-1] if lines else "ffmpeg printed nothing"
 
 
 def _check_pixels(width: int, height: int, limits: VideoLimits, name: str) -> None:
     if width * height > limits.max_pixels:
         raise ValueError(
-            f"{name} is {width} x {height} = {width * height / 1e6:.1f} megapixels per frame, over the "
-            f"limit of {limits.max_pixels / 1e6:.1f} megapixels (max_pixels={limits.max_pixels}); "
+            f"{name} is {width} x {height} = {width * height / 1e6:.3g} megapixels per frame, over the "
+            f"limit of {limits.max_pixels / 1e6:.3g} megapixels (max_pixels={limits.max_pixels}); "
             "scale it down first (e.g. to 1080p) or raise the limit"
         )
 
@@ -282,7 +282,11 @@ class VideoStream:
             cmd += ["-t", f"{self.end - (self.start or 0.0):.6f}"]
         cmd += ["-i", str(self.info.path), "-map", "0:v:0", "-an", "-sn", "-dn"]
         if self.fps != self.info.fps:
-            cmd += ["-vf", f"fps={self.fps:.6f}"]
+            # Output frame k is the source frame on screen at k / fps (round=up keeps the last
+            # frame starting at or before that instant). Timestamps are moved 1 ms earlier
+            # (in microsecond units, settb=AVTB) because webm/mkv store them rounded to the
+            # millisecond, which can put a frame just after the instant it really starts at.
+            cmd += ["-vf", f"settb=AVTB,setpts=PTS-0.001/TB,fps=fps={self.fps:.6f}:round=up"]
         # passthrough: one output frame per frame leaving the filters, no duplication by the muxer
         cmd += ["-fps_mode", "passthrough"]
         if self.max_frames is not None:

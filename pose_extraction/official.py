@@ -1,0 +1,182 @@
+"""Export to and import from the official DreamPose pose layout.
+
+The official code reads one ``frame_N_densepose.npy`` per frame, N counting from 0: a
+float array of shape (2, H, W) holding DensePose U and V in [0, 1], pasted at the
+person's box in a frame-sized array that is 0 elsewhere. It has no part labels, boxes or
+frame rate, so an import marks every pixel with U or V > 0 as body (label 1) and takes the
+frame rate from the caller.
+
+Imports read folders and ``.zip`` files of such a folder. Zip members are read into
+memory and never extracted, so a hostile archive cannot write anywhere ("zip slip"), and
+names that try to climb out of the archive are refused anyway.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from pose_extraction.pose_sequence import PoseSequence
+
+FILE_PATTERN = re.compile(r"^frame_(\d+)_densepose\.npy$")
+# Refuse archives that would inflate to more than this (zip bombs); about 3,000 frames
+# of 1080p UV maps in float32.
+MAX_IMPORT_BYTES = 50 * 2**30
+
+
+def official_name(index: int) -> str:
+    """File name of frame ``index`` (0-based) in the official layout."""
+    return f"frame_{index}_densepose.npy"
+
+
+# ---------------------------------------------------------------------------- export
+def export_official(seq: PoseSequence, directory: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write ``seq`` as ``frame_N_densepose.npy`` files (float32 (2, H, W)) in ``directory``.
+
+    The folder appears complete or not at all: files go to a temporary folder next to it,
+    which is then renamed. An existing folder must be empty, or hold only an earlier
+    export and ``overwrite=True``.
+    """
+    directory = Path(directory)
+    _check_target(directory, overwrite)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    try:
+        uv = seq.uv
+        for i in range(len(seq)):
+            np.save(tmp / official_name(i), uv[i].astype(np.float32))
+        if directory.exists():
+            shutil.rmtree(directory)  # checked above: empty or an earlier export
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def _check_target(directory: Path, overwrite: bool) -> None:
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise ValueError(f"cannot export to {directory}: it exists and is not a folder")
+    entries = list(directory.iterdir())
+    foreign = [e.name for e in entries if not FILE_PATTERN.match(e.name)]
+    if foreign:
+        raise ValueError(
+            f"cannot export to {directory}: it holds other files ({', '.join(sorted(foreign)[:3])}); "
+            "choose an empty or new folder"
+        )
+    if entries and not overwrite:
+        raise ValueError(
+            f"{directory} already holds an exported pose sequence; pass overwrite=True to replace it"
+        )
+
+
+# ---------------------------------------------------------------------------- import
+def import_official(path: str | os.PathLike, fps: float = 30.0) -> PoseSequence:
+    """Read an official-layout folder or ``.zip`` into a :class:`PoseSequence`.
+
+    Frames must be numbered 0..N-1 without gaps and share one size; U and V must lie in
+    [0, 1]. Each problem is a ``ValueError`` naming the file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"pose folder or zip not found: {path}")
+    if path.is_dir():
+        members = {
+            int(m.group(1)): p for p in path.iterdir() if (m := FILE_PATTERN.match(p.name)) and p.is_file()
+        }
+        frames = _ordered(members, path.name)
+        arrays = (_load_array(members[i].read_bytes(), members[i].name) for i in frames)
+        return _to_sequence(arrays, len(frames), fps, path.name)
+    if zipfile.is_zipfile(path):
+        return _import_zip(path, fps)
+    raise ValueError(f"{path.name} is neither a folder nor a zip of frame_N_densepose.npy files")
+
+
+def _import_zip(path: Path, fps: float) -> PoseSequence:
+    with zipfile.ZipFile(path) as archive:
+        members: dict[int, zipfile.ZipInfo] = {}
+        folders = set()
+        for info in archive.infolist():
+            name = PurePosixPath(info.filename.replace("\\", "/"))
+            if name.is_absolute() or ".." in name.parts or re.match(r"^[A-Za-z]:", info.filename):
+                raise ValueError(f"{path.name}: refusing unsafe path {info.filename!r} in the zip")
+            match = FILE_PATTERN.match(name.name)
+            if match and not info.is_dir() and "__MACOSX" not in name.parts:
+                members[int(match.group(1))] = info
+                folders.add(name.parent)
+        if len(folders) > 1:
+            raise ValueError(
+                f"{path.name} holds pose frames in several folders ({', '.join(sorted(map(str, folders)))}); "
+                "zip one sequence at a time"
+            )
+        total = sum(info.file_size for info in members.values())
+        if total > MAX_IMPORT_BYTES:
+            raise ValueError(
+                f"{path.name} would unpack to {total / 2**30:.1f} GiB, over the limit of "
+                f"{MAX_IMPORT_BYTES / 2**30:.0f} GiB (MAX_IMPORT_BYTES)"
+            )
+        frames = _ordered(members, path.name)
+        arrays = (
+            _load_array(archive.read(members[i]), PurePosixPath(members[i].filename).name) for i in frames
+        )
+        return _to_sequence(arrays, len(frames), fps, path.name)
+
+
+def _ordered(members: dict, source: str) -> list[int]:
+    if not members:
+        raise ValueError(f"{source} holds no frame_N_densepose.npy files")
+    frames = sorted(members)
+    gaps = sorted(set(range(frames[-1] + 1)) - set(frames))
+    if gaps:
+        shown = ", ".join(official_name(i) for i in gaps[:3]) + (" ..." if len(gaps) > 3 else "")
+        raise ValueError(f"{source} is missing {shown}: frames must be numbered 0..N-1 without gaps")
+    return frames
+
+
+def _load_array(data: bytes, name: str) -> np.ndarray:
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except Exception as e:  # pickled objects, truncated or non-npy data
+        raise ValueError(f"{name} is not a readable numeric .npy array ({e})") from e
+    if not isinstance(array, np.ndarray) or array.ndim != 3 or array.shape[0] != 2:
+        raise ValueError(
+            f"{name} must hold U, V as an array of shape (2, H, W); got {getattr(array, 'shape', '?')}"
+        )
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"{name} must hold floating-point U, V values; got {array.dtype}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} holds NaN or infinite values")
+    lo, hi = float(array.min()), float(array.max())
+    if lo < 0 or hi > 1:
+        raise ValueError(
+            f"{name} has values in [{lo:.3g}, {hi:.3g}]; U and V must lie in [0, 1] "
+            "(DensePose IUV images with 0..255 values must be divided by 255 first)"
+        )
+    return array
+
+
+def _to_sequence(arrays: Iterable[np.ndarray], count: int, fps: float, source: str) -> PoseSequence:
+    uv = labels = None
+    for i, array in enumerate(arrays):
+        if uv is None:
+            uv = np.empty((count, *array.shape), dtype=np.float16)
+            labels = np.empty((count, *array.shape[1:]), dtype=np.uint8)
+        elif array.shape != uv.shape[1:]:
+            raise ValueError(
+                f"{official_name(i)} in {source} is {array.shape[1]} x {array.shape[2]}, but frame 0 is "
+                f"{uv.shape[2]} x {uv.shape[3]}: all frames must share one size"
+            )
+        uv[i] = array
+        # Body = any non-zero U or V, judged before float16 could round a tiny value to 0.
+        labels[i] = (array != 0).any(axis=0)
+    return PoseSequence.from_uv(uv, fps=fps, labels=labels)
