@@ -19,6 +19,9 @@ COMMANDS = (
     "convert",
     "convert_densepose",
     "tiny_model",
+    "finetune",
+    "train",
+    "prepare_dataset",
 )
 
 

@@ -1,0 +1,81 @@
+"""`dreampose prepare-dataset`: build the training layout from a folder of videos.
+
+For each video: ``OUT/<video name>/frames/000000.png ...`` and ``OUT/<video name>/poses.npz``
+(DensePose through the pose extractor, one pose frame per written frame).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".avi", ".mkv")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "prepare-dataset",
+        help="extract frames and poses from a folder of videos into the training layout",
+        description="Build the `dreampose train` dataset layout from a folder of videos.",
+    )
+    parser.add_argument("videos", type=Path, help="folder of videos (mp4, mov, webm, avi, mkv)")
+    parser.add_argument("--output", "-o", type=Path, required=True, help="dataset folder to write")
+    parser.add_argument("--fps", type=float, help="resample to this frame rate (default: the video's)")
+    parser.add_argument("--max-frames", type=int, help="at most this many frames per video")
+    parser.add_argument("--pose-backend", choices=("native", "detectron2"), default="native")
+    parser.add_argument("--densepose-weights", help="DensePose weights file or URL (default: download)")
+    parser.add_argument("--device", help="torch device (default: cuda when available)")
+    parser.add_argument("--overwrite", action="store_true", help="redo videos that are already there")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from pose_extraction.densepose import load_extractor
+
+    videos = (
+        sorted(p for p in args.videos.glob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+        if args.videos.is_dir()
+        else []
+    )
+    if not videos:
+        raise ValueError(f"no videos ({', '.join(VIDEO_SUFFIXES)}) found in {args.videos}")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    extractor = load_extractor(args.pose_backend, args.densepose_weights, device=device)
+    failed = []
+    for video in tqdm(videos, desc="videos", unit="video"):
+        try:
+            prepare_video(
+                video, args.output / video.stem, extractor, args.fps, args.max_frames, args.overwrite
+            )
+        except ValueError as e:  # one bad video should not stop the other 300
+            failed.append(f"{video.name}: {e}")
+    for line in failed:
+        print(f"skipped {line}")
+    print(f"dataset written to {args.output} ({len(videos) - len(failed)} videos)")
+    return 1 if len(failed) == len(videos) else 0
+
+
+def prepare_video(video: Path, folder: Path, extractor, fps=None, max_frames=None, overwrite=False) -> None:
+    """Frames as PNG and the pose file for one video, written so a crash leaves no half video:
+    poses.npz (written last, atomically) marks a finished folder."""
+    from PIL import Image
+
+    from pose_extraction.extract import extract_poses
+    from pose_extraction.video_reader import VideoStream
+
+    if (folder / "poses.npz").is_file() and not overwrite:
+        return
+    frames_dir = folder / "frames"
+    frames_dir.mkdir(parents=True, exist_ok=True)
+    for old in frames_dir.glob("*.png"):
+        old.unlink()
+    count = 0
+    for count, frame in enumerate(VideoStream(video, fps=fps, max_frames=max_frames), start=1):
+        Image.fromarray(frame).save(frames_dir / f"{count - 1:06d}.png")
+    poses = extract_poses(video, extractor, fps=fps, max_frames=max_frames)
+    if len(poses) != count:
+        raise ValueError(f"decoded {count} frames but {len(poses)} poses; try without --fps")
+    poses.save(folder / "poses.npz")
