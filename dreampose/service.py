@@ -82,6 +82,10 @@ def load_pipeline(model: str, device: str | None = None, cpu_offload: bool = Fal
         pipe = tiny_pipeline()
     else:
         path = Path(model)
+        if (path / "subject.json").is_file():  # a LoRA subject: base model + small weights
+            from dreampose.finetune import load_finetuned
+
+            return _place(load_finetuned(path, torch_dtype=dtype), device, dtype, cpu_offload)
         if path.exists() and not (path / "model_index.json").is_file():
             raise ValueError(
                 f"{path} is not a DreamPose model folder (no model_index.json). Make one with "
@@ -94,6 +98,10 @@ def load_pipeline(model: str, device: str | None = None, cpu_offload: bool = Fal
                 f"could not load the model {model!r}: give a DreamPose model folder, or a hub id "
                 f"reachable from here ({e.__class__.__name__}: {str(e).splitlines()[0]})"
             ) from e
+    return _place(pipe, device, dtype, cpu_offload)
+
+
+def _place(pipe, device: torch.device, dtype: torch.dtype, cpu_offload: bool):
     if device.type == "cpu":
         log.warning("no CUDA GPU found: running on the CPU, which is very slow for real models")
     if cpu_offload and device.type == "cuda":
@@ -289,7 +297,9 @@ def guidance_grid(
                 raise RenderCancelled
             row.append(result.frames[0])
         rows.append(row)
-    return GuidanceGrid(_grid_mosaic(rows, image_scales, pose_scales), rows, list(image_scales), list(pose_scales))
+    return GuidanceGrid(
+        _grid_mosaic(rows, image_scales, pose_scales), rows, list(image_scales), list(pose_scales)
+    )
 
 
 def _grid_mosaic(rows: list[list[np.ndarray]], image_scales, pose_scales) -> np.ndarray:

@@ -56,6 +56,7 @@ def write_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float)
         written, _ = imageio_ffmpeg.count_frames_and_secs(tmp)
         if written != count:
             raise RuntimeError(f"the encoder wrote {written} frames instead of {count}")
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; a video is meant to be shared
         os.replace(tmp, path)
     finally:
         if writer is not None:

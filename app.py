@@ -1,0 +1,411 @@
+"""DreamPose web app: a photo of a person + a driving video -> a video of that person dancing.
+
+This file only builds the page (``create_demo``) and launches it; every step runs in
+``dreampose.app_service.AppService``, which shares its code with the ``dreampose`` CLI.
+
+    python app.py                      # model from models/dreampose (or $DREAMPOSE_MODEL)
+    python app.py --model tiny         # tiny random model: the whole app offline, videos are noise
+    python app.py --model PATH_OR_ID --host 0.0.0.0 --port 7860 --share
+
+Every step is also an API endpoint (``extract_poses``, ``finetune``, ``preview``,
+``guidance_grid``, ``render``) that ``gradio_client.Client`` can call in order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import random
+from pathlib import Path
+
+import gradio as gr
+
+from dreampose.app_service import OUT_OF_MEMORY, AppService, gpu, parse_scales, resolve_model
+from dreampose.schedulers import SCHEDULERS
+from dreampose.service import RenderSettings
+from dreampose.sessions import UserError
+
+log = logging.getLogger("dreampose.app")
+ASSETS = Path(__file__).resolve().parent / "assets"
+MAX_SEED = 2**31 - 1
+
+TINY_BANNER = (
+    "### ⚠️ Test mode\n**Test mode: the tiny random model is running.** Every step works, but the pictures and videos "
+    "it makes are noise. Start the app with a real DreamPose model to animate people."
+)
+INTRO = """\
+# DreamPose: animate a photo with a dance video
+Go through the steps in order: **1** add a photo of a person and a driving video, **2** extract the
+poses, **3** (optional) finetune the model on the photo, **4** preview a frame and tune the guidance,
+**5** render the video. Your work stays in this browser tab until you close it.
+"""
+FINETUNE_NOTE = (
+    "Finetuning teaches the model this person's face and clothes (the paper finetunes for 500 + 1500 "
+    "steps). You can skip it: the result will then look less like the person in the photo."
+)
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Show problems as a sentence in the page (``gr.Error``) instead of a stack trace."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except UserError as e:
+        raise gr.Error(str(e)) from e
+    except Exception as e:
+        if "out of memory" in str(e).lower():
+            raise gr.Error(OUT_OF_MEMORY) from e
+        log.exception("step failed")
+        raise gr.Error(
+            f"Something went wrong ({type(e).__name__}: {e}). Your poses, subject and videos are kept; "
+            "please try again."
+        ) from e
+
+
+def _bar(progress: gr.Progress):
+    return lambda done, total, text: progress((done, total), desc=text)
+
+
+def _settings(s_i, s_p, steps, scheduler, seed) -> RenderSettings:
+    return RenderSettings(
+        image_guidance_scale=float(s_i),
+        pose_guidance_scale=float(s_p),
+        num_inference_steps=int(steps),
+        scheduler=str(scheduler),
+        seed=int(seed),
+    )
+
+
+def _photos(photo, more) -> list:
+    return [photo, *(more or [])] if photo else list(more or [])
+
+
+def create_handlers(service: AppService) -> dict:
+    """One function per endpoint; the session is Gradio's per-tab (or per-client) session."""
+
+    @gpu(duration=120)
+    def extract_poses(
+        photo, more, driving, fps, start, end, max_frames, align, request: gr.Request, progress=gr.Progress()
+    ):
+        with user_errors():
+            session = service.session(request.session_hash)
+            r = service.extract_poses(
+                session, _photos(photo, more), driving, fps, start, end, max_frames, align, _bar(progress)
+            )
+        last = r.num_frames - 1
+        return (
+            str(r.preview_video),
+            r.subject_image,
+            r.message,
+            gr.update(maximum=max(last, 1), value=0),
+            gr.update(value=0),
+            gr.update(value=last),
+        )
+
+    @gpu(duration=600)
+    def finetune(photo, more, mode, unet_steps, vae_steps, request: gr.Request, progress=gr.Progress()):
+        with user_errors():
+            session = service.session(request.session_hash)
+            r = service.finetune(
+                session, _photos(photo, more), mode.startswith("LoRA"), unet_steps, vae_steps, _bar(progress)
+            )
+        return r.message, (str(r.download) if r.download else None)
+
+    @gpu(duration=60)
+    def preview(
+        photo, more, frame, s_i, s_p, steps, scheduler, seed, request: gr.Request, progress=gr.Progress()
+    ):
+        with user_errors():
+            session = service.session(request.session_hash)
+            progress(0, desc="Rendering one frame")
+            image, used = service.preview(
+                session, _photos(photo, more), frame, _settings(s_i, s_p, steps, scheduler, seed)
+            )
+        return image, used
+
+    @gpu(duration=300)
+    def guidance_grid(
+        photo,
+        more,
+        frame,
+        s_i_values,
+        s_p_values,
+        steps,
+        scheduler,
+        seed,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ):
+        with user_errors():
+            session = service.session(request.session_hash)
+            image_scales = parse_scales(s_i_values, "Image guidance values")
+            pose_scales = parse_scales(s_p_values, "Pose guidance values")
+            settings = _settings(image_scales[0], pose_scales[0], steps, scheduler, seed)
+            return service.guidance_grid(
+                session, _photos(photo, more), frame, image_scales, pose_scales, settings, _bar(progress)
+            )
+
+    @gpu(duration=900)
+    def render(
+        photo,
+        more,
+        first,
+        last,
+        s_i,
+        s_p,
+        steps,
+        scheduler,
+        seed,
+        side_by_side,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ):
+        with user_errors():
+            session = service.session(request.session_hash)
+            settings = _settings(s_i, s_p, steps, scheduler, seed)
+            r = service.render(
+                session, _photos(photo, more), first, last, settings, side_by_side, _bar(progress)
+            )
+        if r.video is None:
+            raise gr.Error(r.message)
+        return str(r.video), (str(r.frames_zip) if r.frames_zip else None), r.message
+
+    def cancel(request: gr.Request):
+        service.cancel(request.session_hash)
+        gr.Info("Stopping after the current step…")
+
+    def end_session(request: gr.Request):
+        service.end_session(request.session_hash)
+
+    return {
+        "extract_poses": extract_poses,
+        "finetune": finetune,
+        "preview": preview,
+        "guidance_grid": guidance_grid,
+        "render": render,
+        "cancel": cancel,
+        "end_session": end_session,
+    }
+
+
+def create_demo(service: AppService) -> gr.Blocks:
+    """The whole page. Shows setup instructions instead when the model is missing."""
+    with gr.Blocks(title="DreamPose") as demo:
+        if not service.status.ready:
+            gr.Markdown(service.status.message)
+            return demo
+        gr.Markdown(INTRO)
+        if service.is_tiny:
+            gr.Markdown(TINY_BANNER, elem_id="tiny-banner")
+        h = create_handlers(service)
+        fast = service.default_settings(fast=True)
+        default_steps = 4 if service.is_tiny else fast.num_inference_steps
+        limits = service.limits
+
+        with gr.Group():
+            gr.Markdown("## 1 · Inputs")
+            with gr.Row():
+                photo = gr.Image(label="Photo of the person", type="filepath", height=320, elem_id="photo")
+                driving = gr.File(
+                    label="Driving video (or a pose file: .npz, or the official .npy poses as a .zip)",
+                    file_types=["video", ".npz", ".zip"],
+                    elem_id="driving",
+                )
+            more = gr.File(
+                label="More photos of the same person (optional: they help finetuning)",
+                file_count="multiple",
+                file_types=["image"],
+                height=110,
+            )
+            examples = [[str(ASSETS / "example_photo.png"), str(ASSETS / "example_dance.mp4")]]
+            if all(Path(p).is_file() for p in examples[0]):
+                gr.Examples(examples, inputs=[photo, driving], label="Example (synthetic drawings)")
+
+        with gr.Group():
+            gr.Markdown("## 2 · Poses")
+            with gr.Row():
+                fps = gr.Number(
+                    label="Frames per second (0 = as in the video)", value=0, minimum=0, maximum=60
+                )
+                start = gr.Number(label="Start at second", value=0, minimum=0)
+                end = gr.Number(label="End at second (0 = the end)", value=0, minimum=0)
+                max_frames = gr.Number(
+                    label=f"At most this many frames (limit {limits.max_pose_frames})",
+                    value=limits.max_pose_frames, minimum=1, maximum=limits.max_pose_frames, precision=0,
+                )  # fmt: skip
+            align = gr.Checkbox(
+                label="Align poses to the photo (size and position of the person)", value=True
+            )
+            extract_btn = gr.Button("Extract poses", variant="primary", elem_id="extract-btn")
+            with gr.Row():
+                pose_video = gr.Video(
+                    label="Poses (before | after aligning)", height=300, elem_id="pose-video"
+                )
+                subject_pose = gr.Image(
+                    label="The photo and its own pose", height=300, elem_id="subject-pose"
+                )
+            pose_status = gr.Markdown(elem_id="pose-status")
+
+        with gr.Group():
+            gr.Markdown("## 3 · Subject finetuning (optional)")
+            gr.Markdown(FINETUNE_NOTE)
+            with gr.Row():
+                mode = gr.Radio(
+                    ["Full (as in the paper)", "LoRA (smaller and faster)"],
+                    value="Full (as in the paper)",
+                    label="Mode",
+                )
+                unet_steps = gr.Slider(
+                    0,
+                    limits.max_finetune_steps,
+                    value=min(500, limits.max_finetune_steps),
+                    step=1,
+                    label="UNet steps (paper: 500)",
+                    elem_id="unet-steps",
+                )
+                vae_steps = gr.Slider(
+                    0,
+                    limits.max_finetune_steps,
+                    value=min(1500, limits.max_finetune_steps),
+                    step=1,
+                    label="VAE decoder steps (paper: 1500)",
+                    elem_id="vae-steps",
+                )
+            with gr.Row():
+                finetune_btn = gr.Button("Finetune", variant="primary", elem_id="finetune-btn")
+                finetune_cancel = gr.Button("Cancel finetuning", variant="stop")
+            finetune_status = gr.Markdown(elem_id="finetune-status")
+            subject_download = gr.File(label="Finetuned subject (download)", elem_id="subject-download")
+
+        with gr.Group():
+            gr.Markdown("## 4 · Tune and preview")
+            with gr.Row():
+                frame = gr.Slider(0, 1, value=0, step=1, label="Frame to preview", elem_id="frame")
+                s_i = gr.Slider(
+                    0, 20, value=fast.image_guidance_scale, step=0.5, label="Image guidance sI (paper: 8)"
+                )
+                s_p = gr.Slider(
+                    0, 10, value=fast.pose_guidance_scale, step=0.5, label="Pose guidance sP (paper: 3)"
+                )
+            with gr.Row():
+                steps = gr.Slider(
+                    1, 150, value=default_steps, step=1, label="Steps (paper: 100 with pndm)", elem_id="steps"
+                )
+                scheduler = gr.Dropdown(sorted(SCHEDULERS), value=fast.scheduler, label="Sampler")
+                seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, maximum=MAX_SEED)
+                random_seed = gr.Button("Random seed")
+            preview_btn = gr.Button("Preview frame", variant="primary", elem_id="preview-btn")
+            with gr.Row():
+                preview_image = gr.Image(label="Preview", height=320, elem_id="preview-image")
+                with gr.Column():
+                    used = gr.Markdown(elem_id="preview-used")
+                    s_i_values = gr.Textbox(value="4, 8, 12", label="Grid: image guidance values (rows)")
+                    s_p_values = gr.Textbox(value="1, 3, 5", label="Grid: pose guidance values (columns)")
+                    grid_btn = gr.Button("Guidance grid")
+            grid_image = gr.Image(
+                label="Guidance grid: pick the sI and sP you like", height=420, elem_id="grid-image"
+            )
+
+        with gr.Group():
+            gr.Markdown("## 5 · Render")
+            with gr.Row():
+                first = gr.Number(label="First frame", value=0, precision=0, minimum=0)
+                last = gr.Number(label="Last frame", value=0, precision=0, minimum=0)
+                side_by_side = gr.Checkbox(label="Side by side (photo | pose | result)", value=False)
+            with gr.Row():
+                render_btn = gr.Button("Render video", variant="primary", elem_id="render-btn")
+                render_cancel = gr.Button("Cancel rendering", variant="stop")
+            with gr.Row():
+                video = gr.Video(label="Result", height=420, elem_id="result-video")
+                with gr.Column():
+                    render_status = gr.Markdown(elem_id="render-status")
+                    frames_zip = gr.File(label="All frames (zip of PNGs)", elem_id="frames-zip")
+
+        photos = [photo, more]
+        tune = [s_i, s_p, steps, scheduler, seed]
+        extract_btn.click(
+            h["extract_poses"],
+            [*photos, driving, fps, start, end, max_frames, align],
+            [pose_video, subject_pose, pose_status, frame, first, last],
+            api_name="extract_poses",
+        )
+        finetune_btn.click(
+            h["finetune"],
+            [*photos, mode, unet_steps, vae_steps],
+            [finetune_status, subject_download],
+            api_name="finetune",
+        )
+        preview_btn.click(h["preview"], [*photos, frame, *tune], [preview_image, used], api_name="preview")
+        grid_btn.click(
+            h["guidance_grid"],
+            [*photos, frame, s_i_values, s_p_values, steps, scheduler, seed],
+            grid_image,
+            api_name="guidance_grid",
+        )
+        render_btn.click(
+            h["render"],
+            [*photos, first, last, *tune, side_by_side],
+            [video, frames_zip, render_status],
+            api_name="render",
+        )
+        for btn in (finetune_cancel, render_cancel):
+            btn.click(
+                h["cancel"],
+                None,
+                None,
+                concurrency_limit=None,
+                api_name="cancel" if btn is render_cancel else False,
+            )
+        random_seed.click(lambda: random.randint(0, MAX_SEED), None, seed, api_visibility="private")
+        demo.unload(h["end_session"])
+    return demo
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="DreamPose web app")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="DreamPose model folder or hub id; 'tiny' = random test model "
+        "(default: $DREAMPOSE_MODEL, else models/dreampose)",
+    )
+    parser.add_argument(
+        "--host", default=None, help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
+    parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
+    parser.add_argument(
+        "--densepose-weights",
+        default=os.environ.get("DREAMPOSE_DENSEPOSE_WEIGHTS"),
+        help="DensePose weights (.pkl/.safetensors path or URL; default: downloaded on first use)",
+    )
+    parser.add_argument("--device", default=None, help="cuda, cuda:1 or cpu (default: CUDA when present)")
+    parser.add_argument("--cpu-offload", action="store_true", help="keep idle models on the CPU (small GPUs)")
+    parser.add_argument("--concurrency", type=int, default=1, help="jobs run at once (default 1 per GPU)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO)
+    args = parse_args(argv)
+    service = AppService(
+        resolve_model(args.model),
+        densepose_weights=args.densepose_weights,
+        device=args.device,
+        cpu_offload=args.cpu_offload,
+    )
+    demo = create_demo(service)
+    demo.queue(max_size=20, default_concurrency_limit=args.concurrency).launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        max_file_size=int(service.limits.max_upload_mb * 1e6),
+    )
+
+
+if __name__ == "__main__":
+    main()

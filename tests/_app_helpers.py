@@ -1,0 +1,34 @@
+"""Launching the app on 127.0.0.1 with the tiny model and a fake DensePose, for the app tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+PHOTO = str(ASSETS / "example_photo.png")
+VIDEO = str(ASSETS / "example_dance.mp4")
+
+
+def launch_tiny_app(session_root: Path, **limits):
+    """(demo, service): the real page on a free local port; close with ``demo.close()``."""
+    from _pose_helpers import RedBoxExtractor
+
+    from app import create_demo
+    from dreampose.app_service import AppService
+    from dreampose.sessions import AppLimits
+
+    service = AppService(
+        "tiny",
+        limits=AppLimits(**limits),
+        extractor=RedBoxExtractor(),  # the example figure's red shirt is "the person"
+        canvas=(64, 64),
+        session_root=session_root,
+    )
+    demo = create_demo(service)
+    demo.queue(default_concurrency_limit=1).launch(
+        server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True
+    )
+    return demo, service
