@@ -135,7 +135,9 @@ class BottleneckBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, bottleneck: int, stride: int) -> None:
         super().__init__()
-        self.shortcut = ConvNorm(in_channels, out_channels, 1, stride) if in_channels != out_channels else None
+        self.shortcut = (
+            ConvNorm(in_channels, out_channels, 1, stride) if in_channels != out_channels else None
+        )
         self.conv1 = ConvNorm(in_channels, bottleneck, 1, stride)
         self.conv2 = ConvNorm(bottleneck, bottleneck, 3)
         self.conv3 = ConvNorm(bottleneck, out_channels, 1)
@@ -162,7 +164,9 @@ class ResNet50(nn.Module):
             first_stride = 1 if i == 0 else 2
             blocks = []
             for b in range(num_blocks):
-                blocks.append(BottleneckBlock(in_channels, out_channels, bottleneck, first_stride if b == 0 else 1))
+                blocks.append(
+                    BottleneckBlock(in_channels, out_channels, bottleneck, first_stride if b == 0 else 1)
+                )
                 in_channels = out_channels
             self.add_module(f"res{i + 2}", nn.Sequential(*blocks))
 
@@ -219,7 +223,12 @@ def apply_deltas(deltas: Tensor, boxes: Tensor, weights: tuple[float, float, flo
     pred_w = torch.exp(dw) * widths
     pred_h = torch.exp(dh) * heights
     return torch.stack(
-        (pred_ctr_x - 0.5 * pred_w, pred_ctr_y - 0.5 * pred_h, pred_ctr_x + 0.5 * pred_w, pred_ctr_y + 0.5 * pred_h),
+        (
+            pred_ctr_x - 0.5 * pred_w,
+            pred_ctr_y - 0.5 * pred_h,
+            pred_ctr_x + 0.5 * pred_w,
+            pred_ctr_y + 0.5 * pred_h,
+        ),
         dim=-1,
     )
 
@@ -266,7 +275,9 @@ def to_pooler_rois(boxes_per_image: list[Tensor]) -> Tensor:
     """(R, 5) rois (batch index, x0, y0, x1, y1) for torchvision's roi_align."""
     boxes = torch.cat(boxes_per_image, dim=0)
     sizes = torch.tensor([len(b) for b in boxes_per_image], device=boxes.device)
-    indices = torch.repeat_interleave(torch.arange(len(boxes_per_image), dtype=boxes.dtype, device=boxes.device), sizes)
+    indices = torch.repeat_interleave(
+        torch.arange(len(boxes_per_image), dtype=boxes.dtype, device=boxes.device), sizes
+    )
     return torch.cat([indices[:, None], boxes], dim=1)
 
 
@@ -317,25 +328,38 @@ class RPN(nn.Module):
             logits_k, idx = logits.topk(k, dim=1)
             # Decoding is row-wise, so decoding the top-k rows only gives the same boxes as decoding all.
             anchors = self.anchors(level, h, w, logits.device)[idx]  # (N, k, 4)
-            boxes = apply_deltas(deltas[batch_idx, idx].reshape(-1, 4), anchors.reshape(-1, 4), RPN_BOX_WEIGHTS)
+            boxes = apply_deltas(
+                deltas[batch_idx, idx].reshape(-1, 4), anchors.reshape(-1, 4), RPN_BOX_WEIGHTS
+            )
             top_boxes.append(boxes.view(n, k, 4))
             top_logits.append(logits_k)
             level_ids.append(torch.full((k,), level_id, dtype=torch.int64, device=logits.device))
-        boxes_all, logits_all, levels = torch.cat(top_boxes, 1), torch.cat(top_logits, 1), torch.cat(level_ids)
+        boxes_all, logits_all, levels = (
+            torch.cat(top_boxes, 1),
+            torch.cat(top_logits, 1),
+            torch.cat(level_ids),
+        )
         return [
-            self._select(boxes_all[i], logits_all[i], levels, image_sizes[i], settings) for i in range(num_images)
+            self._select(boxes_all[i], logits_all[i], levels, image_sizes[i], settings)
+            for i in range(num_images)
         ]
 
     @staticmethod
     def _select(
-        boxes: Tensor, logits: Tensor, levels: Tensor, image_size: tuple[int, int], settings: InferenceSettings
+        boxes: Tensor,
+        logits: Tensor,
+        levels: Tensor,
+        image_size: tuple[int, int],
+        settings: InferenceSettings,
     ) -> tuple[Tensor, Tensor]:
         valid = torch.isfinite(boxes).all(dim=1) & torch.isfinite(logits)
         boxes, logits, levels = boxes[valid], logits[valid], levels[valid]
         boxes = clip_boxes(boxes, *image_size)
         keep = nonempty(boxes)
         boxes, logits, levels = boxes[keep], logits[keep], levels[keep]
-        keep = batched_nms(boxes.float(), logits, levels, settings.rpn_nms_threshold)[: settings.rpn_post_nms_topk]
+        keep = batched_nms(boxes.float(), logits, levels, settings.rpn_nms_threshold)[
+            : settings.rpn_post_nms_topk
+        ]
         return boxes[keep], logits[keep]
 
 
@@ -393,7 +417,9 @@ class DensePoseV1ConvXHead(nn.Module):
     def __init__(self, in_channels: int = 256, hidden: int = 512, num_convs: int = 8) -> None:
         super().__init__()
         for i in range(1, num_convs + 1):
-            self.add_module(f"body_conv_fcn{i}", nn.Conv2d(in_channels if i == 1 else hidden, hidden, 3, padding=1))
+            self.add_module(
+                f"body_conv_fcn{i}", nn.Conv2d(in_channels if i == 1 else hidden, hidden, 3, padding=1)
+            )
         self.num_convs = num_convs
 
     def forward(self, x: Tensor) -> Tensor:
@@ -420,7 +446,12 @@ class DensePoseChartPredictor(nn.Module):
         def up(t: Tensor) -> Tensor:
             return F.interpolate(t, scale_factor=2, mode="bilinear", align_corners=False)
 
-        return (up(self.ann_index_lowres(x)), up(self.index_uv_lowres(x)), up(self.u_lowres(x)), up(self.v_lowres(x)))
+        return (
+            up(self.ann_index_lowres(x)),
+            up(self.index_uv_lowres(x)),
+            up(self.u_lowres(x)),
+            up(self.v_lowres(x)),
+        )
 
 
 def assign_box_levels(boxes: Tensor) -> Tensor:
@@ -438,7 +469,9 @@ def multilevel_roi_align(features: dict[str, Tensor], boxes_per_image: list[Tens
     output = first.new_zeros((len(rois), first.shape[1], size, size))
     for i, level in enumerate(FPN_LEVELS):
         inds = torch.nonzero(levels == i, as_tuple=True)[0]
-        pooled = roi_align(features[level], rois[inds], (size, size), 1.0 / FPN_STRIDES[level], 2, aligned=False)
+        pooled = roi_align(
+            features[level], rois[inds], (size, size), 1.0 / FPN_STRIDES[level], 2, aligned=False
+        )
         output[inds] = pooled.to(output.dtype)
     return output
 
@@ -476,7 +509,9 @@ class DensePoseROIHeads(nn.Module):
         rois = to_pooler_rois(boxes_per_image)
         outputs = []
         for start in range(0, len(rois), HEAD_CHUNK):
-            pooled = roi_align(decoded, rois[start : start + HEAD_CHUNK], (DP_POOLER_RESOLUTION,) * 2, 0.25, 2, aligned=False)
+            pooled = roi_align(
+                decoded, rois[start : start + HEAD_CHUNK], (DP_POOLER_RESOLUTION,) * 2, 0.25, 2, aligned=False
+            )
             outputs.append(self.densepose_predictor(self.densepose_head(pooled)))
         return tuple(torch.cat(parts).float() for parts in zip(*outputs, strict=True))
 
