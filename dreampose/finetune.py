@@ -50,6 +50,7 @@ from safetensors.torch import load_file, save_file
 
 from dreampose.augment import CropScale, crop_image, crop_pose
 from dreampose.conditioning import load_rgb, pose_condition
+from dreampose.files import writable_folder
 from dreampose.losses import NO_DROPOUT, denoising_loss, target_latents, training_scheduler
 from pose_extraction.canvas import fit_image, fit_pose
 from pose_extraction.pose_sequence import PoseSequence
@@ -265,7 +266,7 @@ def finetune(
     checkpoint and a loadable model in ``output``).
     """
     settings = settings or FinetuneSettings()
-    output = _writable_output(Path(output))
+    output = writable_folder(output)
     checkpoint = _existing_checkpoint(output)
     if checkpoint is not None and not resume:
         raise ValueError(
@@ -624,7 +625,8 @@ def _autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
 
 def _adam(params, lr: float, use_8bit: bool) -> torch.optim.Optimizer:
     if not use_8bit:
-        return torch.optim.AdamW(params, lr=lr)
+        # fused: one kernel for all tensors; 3-4x faster optimiser step on CPU (benchmarks/RESULTS.md)
+        return torch.optim.AdamW(params, lr=lr, fused=True)
     try:
         import bitsandbytes as bnb
     except ImportError as e:
@@ -639,17 +641,6 @@ def _progress_bar(stage: str, total: int, done: int, show: bool):
 
     label = "UNet + adapter" if stage == "unet" else "VAE decoder"
     return tqdm(total=total, initial=done, desc=label, unit="step")
-
-
-def _writable_output(output: Path) -> Path:
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-        probe = output / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise ValueError(f"cannot write to the output folder {output} ({e.strerror}); choose another") from e
-    return output
 
 
 def _existing_checkpoint(output: Path) -> Path | None:

@@ -28,6 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from dreampose.augment import CropScale
+from dreampose.files import writable_folder
 from dreampose.losses import ConditionDropout, denoising_loss, training_scheduler
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -105,7 +106,7 @@ def train(
     from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 
     settings = settings or TrainSettings()
-    output = _writable(Path(output))
+    output = writable_folder(output)
     accelerator = Accelerator(
         gradient_accumulation_steps=settings.gradient_accumulation_steps,
         mixed_precision=settings.mixed_precision,
@@ -375,17 +376,6 @@ def _publish_model(pipe, folder: Path) -> None:
         os.replace(folder, old)
     os.replace(tmp, folder)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def _writable(output: Path) -> Path:
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-        probe = output / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise ValueError(f"cannot write to the output folder {output} ({e.strerror}); choose another") from e
-    return output
 
 
 def _has_tensorboard() -> bool:

@@ -19,7 +19,9 @@ class DetectedPerson:
     score: float
     box_xywh: tuple[int, int, int, int]  # the integer box used for pasting
     labels: np.ndarray  # uint8 (h, w): part index 0..24, 0 = background
-    uv: np.ndarray  # float32 (2, h, w): U, V as the head predicts them (in [0, 1] for real weights), 0 on background
+    uv: (
+        np.ndarray
+    )  # float32 (2, h, w): U, V as the head predicts them (in [0, 1] for real weights), 0 on background
 
     def paste(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """Full-frame (uv float32 (2, H, W), labels uint8 (H, W)), clipped to the frame."""

@@ -55,7 +55,12 @@ def official_files(tmp_path):
 def test_converted_model_reproduces_the_original(official_files, subject_image, poses):
     root, files, trained = official_files
     pipe = convert_official(
-        str(root / "sd"), str(root / "clip"), files["unet"], files["adapter"], files["vae"], training_size=(64, 64)
+        str(root / "sd"),
+        str(root / "clip"),
+        files["unet"],
+        files["adapter"],
+        files["vae"],
+        training_size=(64, 64),
     )
     assert pipe.numerics == "official"
     pipe.save_pretrained(root / "converted")
@@ -84,7 +89,9 @@ def test_missing_and_mis_shaped_keys_are_named(official_files):
     state["module.vae2clip.weight"] = torch.zeros(3, 3)
     torch.save(state, files["adapter"])
     with pytest.raises(ValueError, match=r"missing: linear1.bias.*wrong shape: vae2clip.weight \(3, 3\)"):
-        convert_official(str(root / "sd"), str(root / "clip"), files["unet"], files["adapter"], training_size=(64, 64))
+        convert_official(
+            str(root / "sd"), str(root / "clip"), files["unet"], files["adapter"], training_size=(64, 64)
+        )
 
 
 def test_a_pickle_that_is_not_plain_tensors_is_refused(tmp_path):

@@ -95,4 +95,6 @@ def test_pose_condition_stacks_the_window_in_order():
     np.testing.assert_allclose(per_channel[0], np.repeat([0.1, 0.2, 0.3, 0.4, 0.5], 2), rtol=1e-6)
     np.testing.assert_allclose(per_channel[1], np.repeat([0.4, 0.5, 0.6, 0.6, 0.6], 2), rtol=1e-6)
     official = pose_condition(uv, [2], (4, 4), numerics="official")
-    np.testing.assert_allclose(official[0, :, 0, 0].numpy(), (np.repeat([0.1, 0.2, 0.3, 0.4, 0.5], 2) - 0.5) * 2, rtol=1e-6)
+    np.testing.assert_allclose(
+        official[0, :, 0, 0].numpy(), (np.repeat([0.1, 0.2, 0.3, 0.4, 0.5], 2) - 0.5) * 2, rtol=1e-6
+    )

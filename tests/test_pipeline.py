@@ -44,11 +44,13 @@ def test_batched_guidance_step_equals_three_separate_unet_calls(tiny_pipe, subje
     pipe.unet.forward = spy
     render(pipe, subject_image, poses, num_inference_steps=1, frames=[2])
     pipe.unet.forward = real_unet_forward
-    (sample, t, embeds, batched), = calls
+    ((sample, t, embeds, batched),) = calls
     assert sample.shape[0] == 3  # the three branches in one call
     # Recompute each branch alone: (∅, ∅), (c_I, c_P), (c_I, ∅) in the pipeline's order.
     with torch.no_grad():
-        alone = [pipe.unet(sample[i : i + 1], t, encoder_hidden_states=embeds[i : i + 1]).sample for i in range(3)]
+        alone = [
+            pipe.unet(sample[i : i + 1], t, encoder_hidden_states=embeds[i : i + 1]).sample for i in range(3)
+        ]
     torch.testing.assert_close(torch.cat(alone), batched, rtol=1e-4, atol=1e-5)
     # Branch contents: zero pose in the unconditional and image-only branches, the real
     # pose in the middle one; black-image embedding only in the first.
