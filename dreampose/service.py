@@ -117,6 +117,15 @@ def load_poses(poses: PoseSequence | str | os.PathLike) -> PoseSequence:
     return poses if isinstance(poses, PoseSequence) else PoseSequence.load(poses)
 
 
+def align_poses(poses: PoseSequence, subject_pose: PoseSequence, height: int, width: int) -> PoseSequence:
+    """Fit the driving poses onto the canvas and align them to the subject photo's body:
+    one scale and shift for the whole sequence, so the first frame's body gets the
+    subject's height and position, feet on the same ground line."""
+    from pose_extraction.placement import place_on_canvas
+
+    return place_on_canvas(poses, height, width, subject=subject_pose, align=True)
+
+
 def render_frames(
     pipe,
     image,

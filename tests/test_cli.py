@@ -85,3 +85,34 @@ def test_python_dash_m_and_help():
     assert out.returncode == 0
     for command in ("render", "preview", "convert", "tiny-model"):
         assert command in out.stdout
+
+
+def subject_pose_file(path, body: bool = True):
+    """A subject pose whose body fills rows 20..59, columns 24..39 (or no body at all)."""
+    uv = np.zeros((1, 2, SIZE, SIZE), np.float32)
+    uv[0, :, 20:60, 24:40] = 0.5
+    seq = PoseSequence.from_uv(uv)
+    if not body:
+        seq.labels[:] = 0
+    return seq.save(path)
+
+
+def test_subject_pose_aligns_the_driving_poses_to_the_subject(files, tmp_path):
+    """--subject-pose: the first driving body takes the subject's height, centre and feet line."""
+    from dreampose.cli import build_parser
+    from dreampose.commands._render_args import load_poses_from_args
+
+    subject = subject_pose_file(tmp_path / "subject.npz")
+    argv = ["preview", *common(files), "--output", str(tmp_path / "a.png"), "--subject-pose", str(subject)]
+    aligned = load_poses_from_args(build_parser().parse_args(argv))
+    rows, cols = np.nonzero(aligned.labels[0])
+    assert (rows.min(), rows.max() + 1) == pytest.approx((20, 60), abs=1)  # same height and ground line
+    assert (cols.min() + cols.max() + 1) / 2 == pytest.approx(32, abs=1)  # same horizontal centre
+    assert main(argv) == 0
+
+
+def test_subject_pose_without_a_body_is_a_clear_error(files, tmp_path, capsys):
+    subject = subject_pose_file(tmp_path / "empty.npz", body=False)
+    argv = ["preview", *common(files), "--output", str(tmp_path / "c.png"), "--subject-pose", str(subject)]
+    assert main(argv) == 2
+    assert "subject's pose has no body" in capsys.readouterr().err

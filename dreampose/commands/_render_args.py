@@ -13,6 +13,12 @@ def add_render_arguments(parser: argparse.ArgumentParser, steps_default: int = 1
     )
     parser.add_argument("--image", required=True, help="photo of the subject")
     parser.add_argument("--poses", required=True, help="pose file (.npz) from `dreampose extract-poses`")
+    parser.add_argument(
+        "--subject-pose",
+        default=None,
+        help="the photo's own pose file (`dreampose extract-poses photo.jpg`): aligns the driving "
+        "poses to the subject's body size and position (feet on the same ground line)",
+    )
     parser.add_argument("--image-guidance", type=float, default=8.0, help="sI, image guidance (default 8)")
     parser.add_argument("--pose-guidance", type=float, default=3.0, help="sP, pose guidance (default 3)")
     parser.add_argument(
@@ -67,3 +73,14 @@ def parse_frame_range(text: str | None, num_frames: int) -> list[int] | None:
     if not 0 <= first < last <= num_frames:
         raise ValueError(f"--frames {text} is outside the pose sequence's frames 0:{num_frames}")
     return list(range(first, last))
+
+
+def load_poses_from_args(args):
+    """The driving poses, aligned to the subject when its pose is given."""
+    from dreampose import service
+
+    poses = service.load_poses(args.poses)
+    if args.subject_pose is None:
+        return poses
+    subject = service.load_poses(args.subject_pose)
+    return service.align_poses(poses, subject, args.height, args.width)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dreampose.commands._render_args import add_render_arguments, settings_from_args
+from dreampose.commands._render_args import add_render_arguments, load_poses_from_args, settings_from_args
 
 
 def add_parser(subparsers) -> None:
@@ -19,7 +19,7 @@ def run(args) -> int:
     from dreampose import service
 
     settings = settings_from_args(args)
-    poses = service.load_poses(args.poses)
+    poses = load_poses_from_args(args)
     service.check_writable(service.Path(args.output))
     pipe = service.load_pipeline(args.model, args.device, args.cpu_offload)
     frame = service.preview_frame(pipe, args.image, poses, args.frame, settings)

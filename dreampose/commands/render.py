@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from dreampose.commands._render_args import add_render_arguments, parse_frame_range, settings_from_args
+from dreampose.commands._render_args import (
+    add_render_arguments,
+    load_poses_from_args,
+    parse_frame_range,
+    settings_from_args,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -21,7 +26,7 @@ def run(args) -> int:
     from dreampose import parallel, service
 
     settings = settings_from_args(args)
-    poses = service.load_poses(args.poses)
+    poses = load_poses_from_args(args)
     frames = parse_frame_range(args.frames, len(poses))
     if parallel.is_distributed():  # started by `accelerate launch` or `torchrun`
         return run_distributed(args, settings, poses, frames)
