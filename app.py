@@ -202,8 +202,10 @@ def create_demo(service: AppService) -> gr.Blocks:
         if service.is_tiny:
             gr.Markdown(TINY_BANNER, elem_id="tiny-banner")
         h = create_handlers(service)
-        fast = service.default_settings(fast=True)
+        fast = service.default_settings(fast=True)  # previews and grids: fast preset
+        paper = service.default_settings()  # the video: the paper's sampler unless changed
         default_steps = 4 if service.is_tiny else fast.num_inference_steps
+        render_steps_default = 4 if service.is_tiny else paper.num_inference_steps
         limits = service.limits
 
         with gr.Group():
@@ -317,6 +319,13 @@ def create_demo(service: AppService) -> gr.Blocks:
                 last = gr.Number(label="Last frame", value=0, precision=0, minimum=0)
                 side_by_side = gr.Checkbox(label="Side by side (photo | pose | result)", value=False)
             with gr.Row():
+                render_steps = gr.Slider(
+                    1, 150, value=render_steps_default, step=1, label="Steps for the video (paper: 100)"
+                )
+                render_scheduler = gr.Dropdown(
+                    sorted(SCHEDULERS), value=paper.scheduler, label="Sampler for the video (paper: pndm)"
+                )
+            with gr.Row():
                 render_btn = gr.Button("Render video", variant="primary", elem_id="render-btn")
                 render_cancel = gr.Button("Cancel rendering", variant="stop")
             with gr.Row():
@@ -348,7 +357,7 @@ def create_demo(service: AppService) -> gr.Blocks:
         )
         render_btn.click(
             h["render"],
-            [*photos, first, last, *tune, side_by_side],
+            [*photos, first, last, s_i, s_p, render_steps, render_scheduler, seed, side_by_side],
             [video, frames_zip, render_status],
             api_name="render",
         )

@@ -259,3 +259,74 @@ def save_pngs(frames_dir, indices, frames) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for index, frame in zip(indices, frames, strict=True):
         Image.fromarray(frame).save(folder / f"frame_{index:05d}.png")
+
+
+# --------------------------------------------------------------------------- guidance grid
+@dataclass
+class GuidanceGrid:
+    """One frame rendered for every (sI, sP) pair: ``frames[i][j]`` has
+    ``image_scales[i]`` and ``pose_scales[j]``; ``image`` is the labelled mosaic."""
+
+    image: np.ndarray
+    frames: list[list[np.ndarray]]
+    image_scales: list[float]
+    pose_scales: list[float]
+
+
+def guidance_grid(
+    pipe,
+    image,
+    poses: PoseSequence,
+    frame: int,
+    image_scales: list[float],
+    pose_scales: list[float],
+    settings: RenderSettings = FAST_PREVIEW,
+    on_step: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> GuidanceGrid:
+    """Render ``frame`` over an sI x sP grid (same seed everywhere) so weights can be picked by eye.
+
+    Rows are image guidance (sI), columns pose guidance (sP). Raises ``RenderCancelled``
+    when ``cancel`` is set, since a partial grid is of no use.
+    """
+    if not image_scales or not pose_scales:
+        raise ValueError("the guidance grid needs at least one image and one pose guidance value")
+    cells = len(image_scales) * len(pose_scales)
+    rows: list[list[np.ndarray]] = []
+    for i, s_i in enumerate(image_scales):
+        row = []
+        for j, s_p in enumerate(pose_scales):
+            offset = (i * len(pose_scales) + j) * settings.num_inference_steps
+
+            def cell_step(done, _total, offset=offset):
+                if on_step is not None:
+                    on_step(offset + done, cells * settings.num_inference_steps)
+
+            cell = replace(settings, image_guidance_scale=s_i, pose_guidance_scale=s_p, frame_batch_size=1)
+            result = render_frames(pipe, image, poses, cell, [frame], on_step=cell_step, cancel=cancel)
+            if result.cancelled:
+                raise RenderCancelled
+            row.append(result.frames[0])
+        rows.append(row)
+    return GuidanceGrid(
+        _grid_mosaic(rows, image_scales, pose_scales), rows, list(image_scales), list(pose_scales)
+    )
+
+
+def _grid_mosaic(rows: list[list[np.ndarray]], image_scales, pose_scales) -> np.ndarray:
+    """Tile the frames with a label "sI=.. sP=.." in each cell's corner."""
+    import cv2
+
+    h, w = rows[0][0].shape[:2]
+    gap = 4
+    mosaic = np.full((len(rows) * (h + gap) - gap, len(rows[0]) * (w + gap) - gap, 3), 32, np.uint8)
+    scale = max(0.35, w / 400)
+    for i, row in enumerate(rows):
+        for j, frame in enumerate(row):
+            cell = np.ascontiguousarray(frame).copy()
+            text = f"sI={image_scales[i]:g} sP={pose_scales[j]:g}"
+            org = (3, int(12 * scale / 0.35))
+            cv2.putText(cell, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(cell, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+            mosaic[i * (h + gap) : i * (h + gap) + h, j * (w + gap) : j * (w + gap) + w] = cell
+    return mosaic
