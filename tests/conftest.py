@@ -23,6 +23,25 @@ def tiny_pipe():
 
 
 @pytest.fixture
+def one_thread():
+    """The tiny models are so small that a second thread costs more than it gives."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory):
+    """A tiny random DreamPose model saved as a folder, as users pass with --model."""
+    from dreampose.tiny import tiny_pipeline
+
+    folder = tmp_path_factory.mktemp("base")
+    tiny_pipeline(0).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
 def subject_image() -> np.ndarray:
     """A 96 x 80 RGB photo stand-in: a coloured figure on a light background."""
     rng = np.random.default_rng(0)

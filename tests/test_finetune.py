@@ -16,23 +16,9 @@ from dreampose.tiny import tiny_pipeline
 from pose_extraction.pose_sequence import PoseSequence
 from tests._training_helpers import subject
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 FAST = {"height": 64, "width": 64, "gradient_checkpointing": False, "checkpoint_every": 100}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The tiny models are so small that a second thread costs more than it gives.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("base")
-    tiny_pipeline(0).save_pretrained(folder)
-    return folder
 
 
 def render_l1(pipe, image, poses) -> float:

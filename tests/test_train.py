@@ -13,6 +13,8 @@ from dreampose.tiny import tiny_pipeline
 from dreampose.train import TrainSettings, train
 from tests._training_helpers import write_dataset
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY = {
     "height": 64,
     "width": 64,
@@ -24,21 +26,6 @@ TINY = {
     "sample_every": 0,
     "checkpoint_every": 1,
 }
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("base")
-    tiny_pipeline(0).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +45,8 @@ def test_two_steps_then_resume_continues_at_step_three_like_an_uninterrupted_run
     assert first.step == 2
     checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
     assert checkpoints == ["step-1", "step-2"]
-    saved_optimizer = torch.load(
-        tmp_path / "run" / "checkpoints" / "step-2" / "optimizer.bin", weights_only=True
-    )
+    optimizer_file = tmp_path / "run" / "checkpoints" / "step-2" / "optimizer.bin"
+    saved_optimizer = torch.load(optimizer_file, weights_only=True)
     assert saved_optimizer["state"], "the checkpoint holds the optimiser's moments"
 
     steps = []
