@@ -63,3 +63,13 @@ def make_poses(num_frames: int = 4, size: int = SIZE, seed: int = 0) -> np.ndarr
 @pytest.fixture
 def poses() -> np.ndarray:
     return make_poses()
+
+
+@pytest.fixture(scope="session")
+def parity_weights(tmp_path_factory: pytest.TempPathFactory):
+    """The DensePose parity fixture's weights, regenerated once per session (never committed)."""
+    from _densepose_helpers import MISSING_REASON, PARITY, make_parity_weights
+
+    if not (PARITY / "make_weights.py").is_file():
+        pytest.skip(MISSING_REASON)
+    return make_parity_weights(tmp_path_factory.mktemp("densepose-parity") / "weights.pkl")

@@ -8,21 +8,16 @@ the ones its README sets for a port ("The comparison a port should pass").
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _densepose_helpers import MISSING_REASON, PARITY
 from PIL import Image
 
 from pose_extraction.densepose import DensePoseExtractor, InferenceSettings
 from pose_extraction.densepose.postprocess import chart_to_labels_uv, rescale_boxes
 from pose_extraction.types import DetectedPerson
-
-SHARED = Path(os.environ.get("DREAMPOSE_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
-PARITY = SHARED / "densepose-parity"
 
 # Tolerances from the fixture README.
 BOX_TOL = 3e-2  # px
@@ -37,19 +32,9 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
         not (PARITY / "expected.json").is_file(),
-        reason=f"DensePose parity fixture not found at {PARITY} (set DREAMPOSE_SHARED to the shared folder)",
+        reason=MISSING_REASON,
     ),
 ]
-
-
-@pytest.fixture(scope="session")
-def parity_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The fixture weights, regenerated (about 2 s, 256 MB) rather than committed."""
-    out = tmp_path_factory.mktemp("densepose-parity") / "weights.pkl"
-    subprocess.run(
-        [sys.executable, str(PARITY / "make_weights.py"), "--out", str(out)], check=True, capture_output=True
-    )
-    return out
 
 
 @pytest.fixture(scope="module")
