@@ -23,9 +23,12 @@ from pathlib import Path
 import gradio as gr
 
 from dreampose.app_service import OUT_OF_MEMORY, AppService, gpu, parse_scales, resolve_model
+from dreampose.finetune import FinetuneSettings
 from dreampose.schedulers import SCHEDULERS
 from dreampose.service import RenderSettings
 from dreampose.sessions import UserError
+
+PAPER_FINETUNE = FinetuneSettings()  # slider defaults: the paper's 500 + 1500 steps
 
 log = logging.getLogger("dreampose.app")
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -264,17 +267,17 @@ def create_demo(service: AppService) -> gr.Blocks:
                 unet_steps = gr.Slider(
                     0,
                     limits.max_finetune_steps,
-                    value=min(500, limits.max_finetune_steps),
+                    value=min(PAPER_FINETUNE.unet_steps, limits.max_finetune_steps),
                     step=1,
-                    label="UNet steps (paper: 500)",
+                    label=f"UNet steps (paper: {PAPER_FINETUNE.unet_steps})",
                     elem_id="unet-steps",
                 )
                 vae_steps = gr.Slider(
                     0,
                     limits.max_finetune_steps,
-                    value=min(1500, limits.max_finetune_steps),
+                    value=min(PAPER_FINETUNE.vae_steps, limits.max_finetune_steps),
                     step=1,
-                    label="VAE decoder steps (paper: 1500)",
+                    label=f"VAE decoder steps (paper: {PAPER_FINETUNE.vae_steps})",
                     elem_id="vae-steps",
                 )
             with gr.Row():
