@@ -1,7 +1,7 @@
 """DreamPose web app: a photo of a person + a driving video -> a video of that person dancing.
 
 This file only builds the page (``create_demo``) and launches it; every step runs in
-``dreampose.app_service.AppService``, which shares its code with the ``dreampose`` CLI.
+``dreampose.app.service.AppService``, which shares its code with the ``dreampose`` CLI.
 
     python app.py                      # model from models/dreampose (or $DREAMPOSE_MODEL)
     python app.py --model tiny         # tiny random model: the whole app offline, videos are noise
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from dreampose.app_service import OUT_OF_MEMORY, AppService, gpu, parse_scales, resolve_model
-from dreampose.finetune import FinetuneSettings
-from dreampose.schedulers import SCHEDULERS
-from dreampose.service import RenderSettings
-from dreampose.sessions import UserError
+from dreampose.app.service import OUT_OF_MEMORY, AppService, gpu, parse_scales, resolve_model
+from dreampose.app.sessions import UserError
+from dreampose.model.schedulers import SCHEDULERS
+from dreampose.render import RenderSettings
+from dreampose.training.finetune import FinetuneSettings
 
 PAPER_FINETUNE = FinetuneSettings()  # slider defaults: the paper's 500 + 1500 steps
 

@@ -54,7 +54,7 @@ def make_photo(path: Path, height: int = 256, width: int = 192) -> Path:
 
 
 def make_video(path: Path, frames: int = 12, fps: float = 8.0, height: int = 160, width: int = 128) -> Path:
-    from dreampose.video import write_mp4
+    from pose_extraction.video_writer import write_mp4
 
     video = []
     for i in range(frames):

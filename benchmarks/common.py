@@ -23,9 +23,9 @@ from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
-from dreampose.pipeline import DreamPosePipeline, adapter_for
-from dreampose.schedulers import make_scheduler
-from dreampose.unet import widen_conv_in
+from dreampose.model.pipeline import DreamPosePipeline, adapter_for
+from dreampose.model.schedulers import make_scheduler
+from dreampose.model.unet import widen_conv_in
 
 # Dense bf16/fp16 tensor-core peak of one H200 (SXM), the reference for MFU.
 H200_PEAK_FLOPS = 790e12

@@ -1,6 +1,6 @@
 """Subject finetuning speed of the full-size architecture (random weights, no downloads).
 
-Times the real training step of ``dreampose.finetune`` (UNet + adapter stage, or VAE
+Times the real training step of ``dreampose.training.finetune`` (UNet + adapter stage, or VAE
 decoder stage): forward, backward (gradient checkpointing as configured), gradient
 clipping and AdamW. Prints FLOPs per step (counted on the warm-up step, recomputation
 included), steps per second, MFU, peak memory, and the paper schedule's projected time
@@ -33,7 +33,7 @@ from benchmarks.common import (
     synchronize,
     tflop,
 )
-from dreampose.finetune import FinetuneSettings, SubjectPhotos, _Trainer
+from dreampose.training.finetune import FinetuneSettings, SubjectPhotos, _Trainer
 
 PAPER_STEPS = {"unet": 500, "vae": 1500}
 
@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def make_trainer(args: argparse.Namespace, output: str) -> _Trainer:
-    """dreampose.finetune's trainer on the full-size model and random subject photos."""
+    """dreampose.training.finetune's trainer on the full-size model and random subject photos."""
     pipe = full_size_pipeline("cpu", torch.float32).to(args.device)
     images = np.stack([random_inputs(1, args.height, args.width, seed=i)[0] for i in range(args.photos)])
     uv = np.random.default_rng(0).random((args.photos, 2, args.height, args.width), dtype=np.float32)

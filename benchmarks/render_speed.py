@@ -32,8 +32,8 @@ from benchmarks.common import (
     tflop,
     timed,
 )
-from dreampose.optimize import SpeedSettings, apply_speed_settings
-from dreampose.schedulers import SCHEDULERS
+from dreampose.model.schedulers import SCHEDULERS
+from dreampose.speed import SpeedSettings, apply_speed_settings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

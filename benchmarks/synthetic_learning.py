@@ -7,13 +7,13 @@ normalised coordinates, 0 off the figure). Then:
 0. The tiny VAE is trained briefly as an autoencoder on these frames. It stands in for
    Stable Diffusion's pretrained VAE, which DreamPose always starts from and keeps frozen
    in phase 1; a random VAE would make every decoded frame noise.
-1. Phase 1 with ``dreampose.train.train`` (the code behind ``dreampose train``), on the
+1. Phase 1 with ``dreampose.training.train.train`` (the code behind ``dreampose train``), on the
    training videos: UNet + adapter, condition dropout 5/5/5 %.
 2. Held-out videos: render every frame from the first frame and the true poses, and again
    with the poses shuffled in time. Report the foreground IoU between the rendered figure
    (pixels far from the grey background) and the *target* pose's silhouette. If the model
    follows the pose, correct poses must score clearly higher than shuffled ones.
-3. Phase 2 with ``dreampose.finetune.finetune`` on the first frame of each held-out video,
+3. Phase 2 with ``dreampose.training.finetune.finetune`` on the first frame of each held-out video,
    and L1 / SSIM of the rendered frames against the true frames before and after.
 
 Run: ``python benchmarks/synthetic_learning.py [--train-steps 600]``; prints a Markdown table.
@@ -31,13 +31,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from dreampose.augment import CropScale
-from dreampose.conditioning import vae_pixels
-from dreampose.finetune import FinetuneSettings, finetune
-from dreampose.losses import ConditionDropout
-from dreampose.pipeline import DreamPosePipeline
-from dreampose.tiny import tiny_pipeline
-from dreampose.train import TrainSettings, train
+from dreampose.model.conditioning import vae_pixels
+from dreampose.model.pipeline import DreamPosePipeline
+from dreampose.model.tiny import tiny_pipeline
+from dreampose.training.augment import CropScale
+from dreampose.training.finetune import FinetuneSettings, finetune
+from dreampose.training.losses import ConditionDropout
+from dreampose.training.train import TrainSettings, train
 from pose_extraction.pose_sequence import PoseSequence
 
 SIZE = 64

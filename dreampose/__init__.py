@@ -6,11 +6,11 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # Lazy, so `import dreampose` (and `dreampose --help`) does not pull in torch.
     if name in ("DreamPosePipeline", "DreamPoseOutput"):
-        from dreampose import pipeline
+        from dreampose.model import pipeline
 
         return getattr(pipeline, name)
     if name == "ImageAdapter":
-        from dreampose.adapter import ImageAdapter
+        from dreampose.model.adapter import ImageAdapter
 
         return ImageAdapter
     raise AttributeError(f"module 'dreampose' has no attribute {name!r}")

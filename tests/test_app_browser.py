@@ -13,7 +13,8 @@ from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
-from _app_helpers import PHOTO, VIDEO, launch_tiny_app
+
+from tests.helpers.app import PHOTO, VIDEO, launch_tiny_app
 
 pytestmark = pytest.mark.browser
 

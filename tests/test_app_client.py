@@ -11,8 +11,9 @@ from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
-from _app_helpers import PHOTO, VIDEO, launch_tiny_app
 from gradio_client import Client, handle_file
+
+from tests.helpers.app import PHOTO, VIDEO, launch_tiny_app
 
 TUNE = {"s_i": 8, "s_p": 3, "steps": 2, "scheduler": "dpm++", "seed": 3}
 
@@ -100,7 +101,7 @@ def test_missing_model_page_explains_setup(tmp_path, monkeypatch):
     import gradio as gr
 
     from app import create_demo, parse_args
-    from dreampose.app_service import AppService, resolve_model
+    from dreampose.app.service import AppService, resolve_model
 
     monkeypatch.delenv("DREAMPOSE_MODEL", raising=False)
     assert resolve_model(None) == "models/dreampose"

@@ -17,15 +17,15 @@ import json
 import imageio_ffmpeg
 import numpy as np
 import pytest
-from _densepose_helpers import MISSING_REASON, PARITY
-from _pose_helpers import H264, encode
 from PIL import Image
 
-from dreampose.app_service import AppService
-from dreampose.service import RenderSettings
-from dreampose.sessions import AppLimits, UserError
+from dreampose.app.service import AppService
+from dreampose.app.sessions import AppLimits, UserError
+from dreampose.render import RenderSettings
 from pose_extraction.densepose import InferenceSettings
 from pose_extraction.pose_sequence import PoseSequence
+from tests.helpers.densepose import MISSING_REASON, PARITY
+from tests.helpers.poses import H264, encode
 
 pytestmark = [
     pytest.mark.slow,

@@ -12,15 +12,15 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 import pytest
-from _pose_helpers import RedBoxExtractor
 from PIL import Image
 
-from dreampose.app_service import AppService, model_status, parse_scales
-from dreampose.service import RenderSettings
-from dreampose.sessions import AppLimits, UserError
+from dreampose.app.service import AppService, model_status, parse_scales
+from dreampose.app.sessions import AppLimits, UserError
+from dreampose.render import RenderSettings
 from pose_extraction.pose_sequence import PoseSequence
+from tests.helpers import ASSETS
+from tests.helpers.poses import RedBoxExtractor
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
 PHOTO = str(ASSETS / "example_photo.png")
 VIDEO = str(ASSETS / "example_dance.mp4")
 FAST = RenderSettings(num_inference_steps=2, scheduler="dpm++")

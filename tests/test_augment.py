@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dreampose.augment import CropBox, CropScale, augment_pair, crop_image, crop_pose
+from dreampose.training.augment import CropBox, CropScale, augment_pair, crop_image, crop_pose
 
 
 def marked_pair(size: int = 64, pose_size: int = 64, y: int = 40, x: int = 20):

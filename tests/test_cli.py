@@ -12,7 +12,7 @@ from PIL import Image
 
 from dreampose.cli import main
 from pose_extraction.pose_sequence import PoseSequence
-from tests.conftest import SIZE, make_poses
+from tests.helpers.poses import SIZE, make_poses
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def subject_pose_file(path, body: bool = True):
 def test_subject_pose_aligns_the_driving_poses_to_the_subject(files, tmp_path):
     """--subject-pose: the first driving body takes the subject's height, centre and feet line."""
     from dreampose.cli import build_parser
-    from dreampose.commands._render_args import load_poses_from_args
+    from dreampose.cli.render_args import load_poses_from_args
 
     subject = subject_pose_file(tmp_path / "subject.npz")
     argv = ["preview", *common(files), "--output", str(tmp_path / "a.png"), "--subject-pose", str(subject)]

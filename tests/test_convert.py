@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from dreampose.convert import convert_official, load_official_state_dict
-from dreampose.pipeline import DreamPosePipeline
-from dreampose.tiny import tiny_pipeline, tiny_stable_diffusion
-from tests.conftest import SIZE
+from dreampose.model.convert import convert_official, load_official_state_dict
+from dreampose.model.pipeline import DreamPosePipeline
+from dreampose.model.tiny import tiny_pipeline, tiny_stable_diffusion
+from tests.helpers.poses import SIZE
 
 OLD_VAE_NAMES = {"to_q": "query", "to_k": "key", "to_v": "value", "to_out.0": "proj_attn"}
 

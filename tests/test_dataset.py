@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from dreampose.data import PairDataset, find_videos
-from dreampose.losses import ConditionDropout
+from dreampose.training.data import PairDataset, find_videos
+from dreampose.training.losses import ConditionDropout
 from pose_extraction.pose_sequence import PoseSequence
-from tests._training_helpers import write_dataset
+from tests.helpers.training import write_dataset
 
 
 def test_condition_dropout_rates_are_honoured():

@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dreampose.commands import convert_densepose
+from dreampose.cli import convert_densepose
 from pose_extraction.densepose import (
     CheckpointError,
     DensePoseExtractor,
@@ -275,7 +275,7 @@ def test_import_does_not_touch_the_network() -> None:
         "def refuse(*a, **k): raise AssertionError('network used at import')\n"
         "socket.socket.connect = refuse\n"
         "socket.create_connection = refuse\n"
-        "import pose_extraction.densepose, dreampose.commands.convert_densepose\n"
+        "import pose_extraction.densepose, dreampose.cli.convert_densepose\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 

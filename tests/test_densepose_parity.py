@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _densepose_helpers import MISSING_REASON, PARITY
 from PIL import Image
 
 from pose_extraction.densepose import DensePoseExtractor, InferenceSettings
 from pose_extraction.densepose.postprocess import chart_to_labels_uv, rescale_boxes
 from pose_extraction.types import DetectedPerson
+from tests.helpers.densepose import MISSING_REASON, PARITY
 
 # Tolerances from the fixture README.
 BOX_TOL = 3e-2  # px

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _pose_helpers import H264, RedBoxExtractor, encode, marked_frames, person
 
 from dreampose.cli import main
 from pose_extraction.extract import extract_image_pose, extract_poses
 from pose_extraction.pose_sequence import PoseSequence
 from pose_extraction.visualize import alignment_frames, part_palette, render_frame, write_preview
+from tests.helpers.poses import H264, RedBoxExtractor, encode, marked_frames, person
 
 N, FPS = 24, 12.0
 # The red "person" of marked_frames(person=True) on 48 x 64 frames: rows 12..44, columns 32..44.
@@ -82,7 +82,7 @@ def test_photo_input_and_subject_pose(tmp_path):
 
 
 def test_cli_writes_pose_file_preview_and_official_export(dance, tmp_path, monkeypatch, capsys):
-    import dreampose.commands.extract_poses as command
+    import dreampose.cli.extract_poses as command
 
     monkeypatch.setattr(command, "_load_extractor", lambda args: RedBoxExtractor())
     out = tmp_path / "out" / "poses.npz"
@@ -101,7 +101,7 @@ def test_cli_writes_pose_file_preview_and_official_export(dance, tmp_path, monke
 
 
 def test_cli_user_errors(dance, tmp_path, monkeypatch, capsys):
-    import dreampose.commands.extract_poses as command
+    import dreampose.cli.extract_poses as command
 
     monkeypatch.setattr(command, "_load_extractor", lambda args: RedBoxExtractor())
     assert main(["extract-poses", str(dance), "--output", str(tmp_path / "poses.txt")]) == 2

@@ -7,14 +7,20 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dreampose.augment import CropScale
 from dreampose.cli import main as cli_main
-from dreampose.conditioning import vae_pixels
-from dreampose.finetune import FinetuneSettings, finetune, load_finetuned, prepare_subject, unet_batch
-from dreampose.pipeline import DreamPosePipeline
-from dreampose.tiny import tiny_pipeline
+from dreampose.model.conditioning import vae_pixels
+from dreampose.model.pipeline import DreamPosePipeline
+from dreampose.model.tiny import tiny_pipeline
+from dreampose.training.augment import CropScale
+from dreampose.training.finetune import (
+    FinetuneSettings,
+    finetune,
+    load_finetuned,
+    prepare_subject,
+    unet_batch,
+)
 from pose_extraction.pose_sequence import PoseSequence
-from tests._training_helpers import subject
+from tests.helpers.training import subject
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

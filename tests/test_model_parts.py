@@ -7,11 +7,11 @@ import pytest
 import torch
 from diffusers import UNet2DConditionModel
 
-from dreampose.adapter import ImageAdapter
-from dreampose.conditioning import pose_condition, pose_window
-from dreampose.guidance import dual_guidance
-from dreampose.tiny import tiny_stable_diffusion
-from dreampose.unet import num_pose_frames_of, widen_conv_in
+from dreampose.model.adapter import ImageAdapter
+from dreampose.model.conditioning import pose_condition, pose_window
+from dreampose.model.guidance import dual_guidance
+from dreampose.model.tiny import tiny_stable_diffusion
+from dreampose.model.unet import num_pose_frames_of, widen_conv_in
 
 
 def test_widened_unet_with_zero_pose_equals_original(tmp_path):

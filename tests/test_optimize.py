@@ -12,14 +12,14 @@ import pytest
 import torch
 from diffusers.models.attention_processor import AttnProcessor
 
-from dreampose.optimize import (
+from dreampose.model.tiny import tiny_pipeline
+from dreampose.speed import (
     FAST_GPU,
     SpeedSettings,
     apply_speed_settings,
     attention_backends,
     check_sdpa,
 )
-from dreampose.tiny import tiny_pipeline
 
 LATENT_TOL = 1e-4
 SIZE = 64

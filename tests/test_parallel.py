@@ -17,12 +17,11 @@ import numpy as np
 import pytest
 import torch
 
+from dreampose.model.tiny import tiny_pipeline
 from dreampose.parallel import Shard, callback_chunk_renderer, render_sharded, split_frames, stitch
-from dreampose.tiny import tiny_pipeline
+from tests.helpers import parallel_worker as worker
 
 TESTS = Path(__file__).resolve().parent
-sys.path.insert(0, str(TESTS))
-import _parallel_worker as worker  # noqa: E402
 
 
 # --------------------------------------------------------------------------- split
@@ -116,7 +115,7 @@ def two_process_result(tmp_path_factory) -> dict[str, np.ndarray]:
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
         "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-        str(TESTS / "_parallel_worker.py"), str(out),
+        "-m", "tests.helpers.parallel_worker", str(out),
     ]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -161,7 +160,7 @@ def test_render_command_under_torchrun_writes_the_whole_video(tmp_path):
 
     from dreampose.cli import main
     from pose_extraction.pose_sequence import PoseSequence
-    from tests.conftest import make_poses
+    from tests.helpers.poses import make_poses
 
     main(["tiny-model", "--output", str(tmp_path / "model")])
     Image.fromarray(np.full((80, 60, 3), 180, np.uint8)).save(tmp_path / "photo.png")

@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from dreampose.guidance import dual_guidance
-from dreampose.pipeline import DreamPosePipeline
-from tests.conftest import SIZE, make_poses
+from dreampose.model.guidance import dual_guidance
+from dreampose.model.pipeline import DreamPosePipeline
+from tests.helpers.poses import SIZE, make_poses
 
 STEPS = 2
 

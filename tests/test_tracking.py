@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _pose_helpers import person
 
 from pose_extraction.tracking import (
     PersonTracker,
@@ -13,6 +12,7 @@ from pose_extraction.tracking import (
     nearest_found,
     track_person,
 )
+from tests.helpers.poses import person
 
 
 def test_box_iou_known_values():

@@ -7,11 +7,11 @@ import torch
 from safetensors.torch import load_file
 
 from dreampose.cli import main as cli_main
-from dreampose.losses import ConditionDropout
-from dreampose.pipeline import DreamPosePipeline
-from dreampose.tiny import tiny_pipeline
-from dreampose.train import TrainSettings, train
-from tests._training_helpers import write_dataset
+from dreampose.model.pipeline import DreamPosePipeline
+from dreampose.model.tiny import tiny_pipeline
+from dreampose.training.losses import ConditionDropout
+from dreampose.training.train import TrainSettings, train
+from tests.helpers.training import write_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _pose_helpers import H264, encode, frame_index, marked_frames
 from PIL import Image
 
 from pose_extraction.video_reader import (
@@ -14,6 +13,7 @@ from pose_extraction.video_reader import (
     read_image,
     read_video,
 )
+from tests.helpers.poses import H264, encode, frame_index, marked_frames
 
 N, FPS = 24, 12.0  # 2 seconds of 48 x 64 frames
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dreampose.commands._render_args import (
+from dreampose.cli.render_args import (
     add_render_arguments,
     load_poses_from_args,
     parse_frame_range,
@@ -23,7 +23,8 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from tqdm.auto import tqdm
 
-    from dreampose import parallel, service
+    from dreampose import parallel
+    from dreampose import render as service
 
     settings = settings_from_args(args)
     poses = load_poses_from_args(args)
@@ -61,8 +62,9 @@ def run_distributed(args, settings, poses, frames) -> int:
     """
     from pathlib import Path
 
-    from dreampose import parallel, service
-    from dreampose.video import write_mp4
+    from dreampose import parallel
+    from dreampose import render as service
+    from pose_extraction.video_writer import write_mp4
 
     rank, _ = parallel.init_distributed()
     pipe = service.load_pipeline(args.model, args.device or str(parallel.local_device()), args.cpu_offload)

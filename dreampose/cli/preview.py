@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dreampose.commands._render_args import add_render_arguments, load_poses_from_args, settings_from_args
+from dreampose.cli.render_args import add_render_arguments, load_poses_from_args, settings_from_args
 
 
 def add_parser(subparsers) -> None:
@@ -16,7 +16,7 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from PIL import Image
 
-    from dreampose import service
+    from dreampose import render as service
 
     settings = settings_from_args(args)
     poses = load_poses_from_args(args)

@@ -26,7 +26,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from dreampose.convert import convert_official
+    from dreampose.model.convert import convert_official
 
     pipe = convert_official(
         args.base_model, args.image_encoder, args.unet, args.adapter, args.vae, numerics=args.numerics

@@ -50,9 +50,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dreampose.augment import CropScale
-    from dreampose.losses import ConditionDropout
-    from dreampose.train import TrainSettings, train
+    from dreampose.training.augment import CropScale
+    from dreampose.training.losses import ConditionDropout
+    from dreampose.training.train import TrainSettings, train
 
     settings = TrainSettings(
         height=args.height,

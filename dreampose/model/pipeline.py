@@ -20,8 +20,8 @@ from diffusers.schedulers import KarrasDiffusionSchedulers
 from diffusers.utils import BaseOutput
 from transformers import CLIPImageProcessor, CLIPVisionModel
 
-from dreampose.adapter import ImageAdapter  # imported here so save/load round-trips the adapter
-from dreampose.conditioning import (
+from dreampose.model.adapter import ImageAdapter  # imported here so save/load round-trips the adapter
+from dreampose.model.conditioning import (
     check_numerics,
     check_pose_array,
     image_embedding,
@@ -29,9 +29,9 @@ from dreampose.conditioning import (
     pose_condition,
     vae_pixels,
 )
-from dreampose.guidance import dual_guidance
-from dreampose.schedulers import make_scheduler
-from dreampose.unet import num_pose_frames_of, widen_conv_in
+from dreampose.model.guidance import dual_guidance
+from dreampose.model.schedulers import make_scheduler
+from dreampose.model.unet import num_pose_frames_of, widen_conv_in
 from pose_extraction.canvas import fit_image, fit_pose
 from pose_extraction.pose_sequence import PoseSequence
 

@@ -74,17 +74,17 @@ def pick_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
 
 def load_pipeline(model: str, device: str | None = None, cpu_offload: bool = False):
     """Load a DreamPose model folder or hub id (or ``"tiny"``) onto the best device."""
-    from dreampose.pipeline import DreamPosePipeline
+    from dreampose.model.pipeline import DreamPosePipeline
 
     device, dtype = pick_device(device)
     if model == TINY_MODEL:
-        from dreampose.tiny import tiny_pipeline
+        from dreampose.model.tiny import tiny_pipeline
 
         pipe = tiny_pipeline()
     else:
         path = Path(model)
         if (path / "subject.json").is_file():  # a LoRA subject: base model + small weights
-            from dreampose.finetune import load_finetuned
+            from dreampose.training.finetune import load_finetuned
 
             return _place(load_finetuned(path, torch_dtype=dtype), device, dtype, cpu_offload)
         if path.exists() and not (path / "model_index.json").is_file():
@@ -205,7 +205,7 @@ def render_video(
     is cancelled or fails after some frames, those frames are written to
     ``<output>.partial.mp4`` (and the error re-raised), so no finished work is lost.
     """
-    from dreampose.video import write_mp4
+    from pose_extraction.video_writer import write_mp4
 
     output = Path(output)
     fps = fps or poses.fps

@@ -12,8 +12,8 @@ import torch
 from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
 from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
-from dreampose.pipeline import DreamPosePipeline, adapter_for
-from dreampose.unet import widen_conv_in
+from dreampose.model.pipeline import DreamPosePipeline, adapter_for
+from dreampose.model.unet import widen_conv_in
 
 
 def tiny_stable_diffusion(seed: int = 0) -> dict:

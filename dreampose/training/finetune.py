@@ -4,7 +4,7 @@ A base DreamPose model is refined on one or more photos of one subject so that i
 person's face and garment:
 
 1. UNet + adapter, 500 steps at lr 1e-5, no condition dropout, with the same random
-   crop/scale applied to each target photo and its pose (``dreampose.augment``), which the
+   crop/scale applied to each target photo and its pose (``dreampose.training.augment``), which the
    paper uses against texture sticking. With several photos, each step pairs a subject
    photo i (the condition c_I) with a target photo j, its *own* pose c_P and its *own*
    pixels as the target; i and j are drawn independently, so one photo is also paired
@@ -48,10 +48,10 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from dreampose.augment import CropScale, crop_image, crop_pose
-from dreampose.conditioning import load_rgb, pose_condition
 from dreampose.files import writable_folder
-from dreampose.losses import NO_DROPOUT, denoising_loss, target_latents, training_scheduler
+from dreampose.model.conditioning import load_rgb, pose_condition
+from dreampose.training.augment import CropScale, crop_image, crop_pose
+from dreampose.training.losses import NO_DROPOUT, denoising_loss, target_latents, training_scheduler
 from pose_extraction.canvas import fit_image, fit_pose
 from pose_extraction.pose_sequence import PoseSequence
 
@@ -563,7 +563,7 @@ def load_finetuned(path: str | os.PathLike, base_model: str | None = None, **kwa
     records) and merged, so inference runs at full speed. ``kwargs`` go to
     ``from_pretrained`` (e.g. ``torch_dtype``).
     """
-    from dreampose.pipeline import DreamPosePipeline
+    from dreampose.model.pipeline import DreamPosePipeline
 
     folder = Path(path)
     meta_file = folder / SUBJECT_FILE
@@ -599,7 +599,7 @@ def model_fingerprint(pipe) -> str:
 # =========================================================================== helpers
 def _load_model(model, device):
     """A pipeline on ``device`` and the name LoRA results should record as their base."""
-    from dreampose.pipeline import DreamPosePipeline
+    from dreampose.model.pipeline import DreamPosePipeline
 
     if isinstance(model, DreamPosePipeline):
         pipe, base = model, model.config.get("_name_or_path") or model.name_or_path

@@ -51,7 +51,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import threading
 
-    from dreampose.finetune import FinetuneSettings, finetune
+    from dreampose.training.finetune import FinetuneSettings, finetune
 
     cancel = threading.Event()
 

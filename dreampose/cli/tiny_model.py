@@ -13,7 +13,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from dreampose.tiny import tiny_pipeline
+    from dreampose.model.tiny import tiny_pipeline
 
     tiny_pipeline(seed=args.seed).save_pretrained(args.output, safe_serialization=True)
     print(f"wrote a tiny random model to {args.output} (not a real model: it renders noise)")

@@ -1,4 +1,4 @@
-"""The `dreampose` command line: one parser, one subcommand per module in `dreampose.commands`.
+"""The `dreampose` command line: one parser, one subcommand per module in `dreampose.cli`.
 
 `python -m dreampose` and the `dreampose` console script both land here. Each command
 module defines ``add_parser(subparsers)`` and keeps heavy imports (torch, diffusers) inside
@@ -33,9 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         try:
-            module = importlib.import_module(f"dreampose.commands.{name}")
+            module = importlib.import_module(f"dreampose.cli.{name}")
         except ModuleNotFoundError as e:
-            if e.name != f"dreampose.commands.{name}":
+            if e.name != f"dreampose.cli.{name}":
                 raise
             continue  # a command still being written: leave it out of this build
         module.add_parser(subparsers)

@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 
+from dreampose.model.tiny import tiny_pipeline
 from dreampose.parallel import pipeline_chunk_renderer, render_sharded, world
-from dreampose.tiny import tiny_pipeline
 
 NUM_FRAMES = 5  # odd, so the chunks differ in size (3 + 2)
 CALL = dict(num_inference_steps=2, height=64, width=64, frame_batch_size=2)

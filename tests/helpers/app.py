@@ -7,18 +7,18 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+from tests.helpers import ASSETS
+
 PHOTO = str(ASSETS / "example_photo.png")
 VIDEO = str(ASSETS / "example_dance.mp4")
 
 
 def launch_tiny_app(session_root: Path, **limits):
     """(demo, service): the real page on a free local port; close with ``demo.close()``."""
-    from _pose_helpers import RedBoxExtractor
-
     from app import create_demo
-    from dreampose.app_service import AppService
-    from dreampose.sessions import AppLimits
+    from dreampose.app.service import AppService
+    from dreampose.app.sessions import AppLimits
+    from tests.helpers.poses import RedBoxExtractor
 
     service = AppService(
         "tiny",

@@ -1,7 +1,7 @@
 """Base training, the first phase of DreamPose (paper section 4.3 and supplement section 1).
 
-UNet + adapter are trained on pairs of frames of many videos (``dreampose.data``) with the
-shared denoising loss (``dreampose.losses``) and condition dropout (pose 5%, image 5%, both
+UNet + adapter are trained on pairs of frames of many videos (``dreampose.training.data``) with the
+shared denoising loss (``dreampose.training.losses``) and condition dropout (pose 5%, image 5%, both
 5%), so dual classifier-free guidance works at inference. The paper: lr 5e-6, effective
 batch 16 through 4 accumulation steps, 5 epochs, 2 A100s.
 
@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from dreampose.augment import CropScale
 from dreampose.files import writable_folder
-from dreampose.losses import ConditionDropout, denoising_loss, training_scheduler
+from dreampose.training.augment import CropScale
+from dreampose.training.losses import ConditionDropout, denoising_loss, training_scheduler
 
 CHECKPOINTS_DIR = "checkpoints"
 STATE_FILE = "train_state.json"
@@ -124,7 +124,7 @@ def train(
         )
 
     # 1. Data (main process first: it may build the pose caches)
-    from dreampose.data import PairDataset, collate
+    from dreampose.training.data import PairDataset, collate
 
     with accelerator.main_process_first():
         data = PairDataset(
@@ -162,7 +162,7 @@ def train(
     if settings.gradient_checkpointing:
         pipe.unet.enable_gradient_checkpointing()
     params = [*pipe.unet.parameters(), *pipe.adapter.parameters()]
-    from dreampose.finetune import _adam  # one optimiser factory for both phases
+    from dreampose.training.finetune import _adam  # one optimiser factory for both phases
 
     optimizer = _adam(params, settings.learning_rate, settings.use_8bit_adam)
     unet, adapter, optimizer, loader = accelerator.prepare(pipe.unet, pipe.adapter, optimizer, loader)
@@ -248,7 +248,7 @@ def train(
 # =========================================================================== model
 def load_for_training(model: str | os.PathLike, settings: TrainSettings):
     """A DreamPose pipeline from a DreamPose folder / id, or built from Stable Diffusion."""
-    from dreampose.pipeline import DreamPosePipeline
+    from dreampose.model.pipeline import DreamPosePipeline
 
     if _is_dreampose(model):
         return DreamPosePipeline.from_pretrained(str(model))
@@ -270,7 +270,7 @@ def _is_dreampose(model) -> bool:
 
 
 def _fingerprint(pipe) -> str:
-    from dreampose.finetune import model_fingerprint
+    from dreampose.training.finetune import model_fingerprint
 
     return model_fingerprint(pipe)
 
@@ -328,7 +328,7 @@ def _write_sample(
     """Render one held frame (subject | target | generated) to samples/step-N.png."""
     from PIL import Image
 
-    from dreampose.pipeline import DreamPosePipeline
+    from dreampose.model.pipeline import DreamPosePipeline
 
     video = data.videos[0]
     target_index = len(video.frames) // 2

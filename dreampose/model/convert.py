@@ -3,7 +3,7 @@
 The official files are ``torch.save`` pickles of state dicts, sometimes with the ``module.``
 prefix of DistributedDataParallel. They load with ``weights_only=True`` (never a full
 unpickle), are checked key by key, and are written out as a diffusers-format DreamPose
-model whose config asks for the official numerics (see ``dreampose.conditioning``).
+model whose config asks for the official numerics (see ``dreampose.model.conditioning``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from dreampose.pipeline import DreamPosePipeline
+from dreampose.model.pipeline import DreamPosePipeline
 
 # What each kind of file must contain, to tell a swapped file apart from a broken one.
 SIGNATURES = {

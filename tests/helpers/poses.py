@@ -14,6 +14,7 @@ import numpy as np
 
 from pose_extraction.types import DetectedPerson
 
+SIZE = 64  # canvas height and width for fast CPU tests (latents 8 x 8)
 LEVEL_STEP = 5
 LEVEL_BASE = 20
 
@@ -105,3 +106,13 @@ class RedBoxExtractor:
             x, y = int(xs.min()), int(ys.min())
             out.append([person((x, y, int(xs.max()) + 1 - x, int(ys.max()) + 1 - y), 0.9, u=0.75)])
         return out
+
+
+def make_poses(num_frames: int = 4, size: int = SIZE, seed: int = 0) -> np.ndarray:
+    """UV maps (N, 2, size, size) of a body box that moves right frame by frame."""
+    rng = np.random.default_rng(seed)
+    uv = np.zeros((num_frames, 2, size, size), dtype=np.float32)
+    for i in range(num_frames):
+        x = 8 + 6 * i
+        uv[i, :, 10:58, x : x + 20] = rng.uniform(0.05, 1.0, size=(2, 48, 20))
+    return uv

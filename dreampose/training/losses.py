@@ -1,7 +1,7 @@
 """The denoising objective shared by base training (phase 1) and subject finetuning (phase 2).
 
 One function computes the loss for a batch of (subject image, target image, target pose
-window) triples, using the same input conventions as inference (``dreampose.conditioning``),
+window) triples, using the same input conventions as inference (``dreampose.model.conditioning``),
 so what the UNet sees while learning is exactly what it sees while sampling:
 
 - c_I: the subject image through CLIP and the VAE, then the adapter (``image_embedding``);
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
 
-from dreampose.conditioning import image_embedding, vae_pixels
+from dreampose.model.conditioning import image_embedding, vae_pixels
 
 
 @dataclass(frozen=True)

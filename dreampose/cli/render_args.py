@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dreampose.schedulers import SCHEDULERS
+from dreampose.model.schedulers import SCHEDULERS
 
 
 def add_render_arguments(parser: argparse.ArgumentParser, steps_default: int = 100) -> None:
@@ -43,7 +43,7 @@ def add_render_arguments(parser: argparse.ArgumentParser, steps_default: int = 1
 
 
 def settings_from_args(args):
-    from dreampose.service import RenderSettings
+    from dreampose.render import RenderSettings
 
     return RenderSettings(
         image_guidance_scale=args.image_guidance,
@@ -77,7 +77,7 @@ def parse_frame_range(text: str | None, num_frames: int) -> list[int] | None:
 
 def load_poses_from_args(args):
     """The driving poses, aligned to the subject when its pose is given."""
-    from dreampose import service
+    from dreampose import render as service
 
     poses = service.load_poses(args.poses)
     if args.subject_pose is None:

@@ -1,8 +1,8 @@
 """The Gradio app's service: every step of the app as a plain, testable method.
 
 ``app.py`` only builds the page; each button calls one method here with a
-:class:`~dreampose.sessions.Session` (the user's private folder) and plain values. The
-methods reuse the functions the CLI uses (``dreampose.service``, ``dreampose.finetune``,
+:class:`~dreampose.app.sessions.Session` (the user's private folder) and plain values. The
+methods reuse the functions the CLI uses (``dreampose.render``, ``dreampose.training.finetune``,
 ``pose_extraction``), so the app and ``dreampose render`` cannot disagree.
 
 Steps, in the order a user takes them (each also works on its own once its inputs exist):
@@ -13,7 +13,7 @@ Steps, in the order a user takes them (each also works on its own once its input
 3. :meth:`AppService.preview` / :meth:`AppService.guidance_grid`: one frame, fast.
 4. :meth:`AppService.render`: the sequence (or a range) -> mp4 + zip of frames.
 
-Problems the user can fix are :class:`~dreampose.sessions.UserError` with a plain sentence;
+Problems the user can fix are :class:`~dreampose.app.sessions.UserError` with a plain sentence;
 the app shows them as ``gr.Error``. Finished work is written to the session folder before
 anything that can fail, so an error never loses it.
 """
@@ -32,9 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dreampose import service
-from dreampose.service import FAST_PREVIEW, RenderSettings
-from dreampose.sessions import (
+from dreampose import render as service
+from dreampose.app.sessions import (
     AppLimits,
     Session,
     SessionStore,
@@ -43,6 +42,7 @@ from dreampose.sessions import (
     driving_kind,
     read_photo,
 )
+from dreampose.render import FAST_PREVIEW, RenderSettings
 from pose_extraction.pose_sequence import PoseFileError, PoseSequence
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,7 @@ class AppService:
             return self._pipe
 
     def _load_subject(self, folder: Path):
-        from dreampose.finetune import load_finetuned
+        from dreampose.training.finetune import load_finetuned
 
         device, dtype = service.pick_device(self.device)
         pipe = load_finetuned(folder, torch_dtype=dtype).to(device)
@@ -448,7 +448,7 @@ class AppService:
         progress: Progress = _no_progress,
     ) -> FinetuneOutcome:
         """Finetune the model on the subject photos; the result is used by later steps."""
-        from dreampose.finetune import FinetuneSettings, finetune
+        from dreampose.training.finetune import FinetuneSettings, finetune
 
         photo_paths = self.photos(session, photos)
         unet_steps, vae_steps = int(unet_steps), int(vae_steps)
@@ -505,7 +505,7 @@ class AppService:
         if self.is_tiny:
             folder = self.sessions.root / "_tiny_base"
             if not (folder / "model_index.json").is_file():
-                from dreampose.tiny import tiny_pipeline
+                from dreampose.model.tiny import tiny_pipeline
 
                 tiny_pipeline().save_pretrained(folder)
             return str(folder)
@@ -650,8 +650,8 @@ class AppService:
     def _side_by_side(self, photo, poses, indices, frames, folder, fps) -> Path:
         from PIL import Image
 
-        from dreampose.video import write_mp4
         from pose_extraction.canvas import fit_image
+        from pose_extraction.video_writer import write_mp4
         from pose_extraction.visualize import render_parts
 
         height, width = self.canvas

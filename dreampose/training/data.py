@@ -12,7 +12,7 @@ Each item takes one target frame j of one video, draws a subject frame i of the 
 (i != j when the video has two frames or more), and gives the subject image, the target
 image and the target's 5-pose window (frames j-2 .. j+2, ``pose_window``) at latent size,
 all on the height x width canvas through the same functions as inference. Optionally the
-target and its window share one random crop (``dreampose.augment``).
+target and its window share one random crop (``dreampose.training.augment``).
 
 Poses are read through a per-video cache at a quarter of the canvas resolution
 (``.dreampose-cache/<video>-<H>x<W>.npy``, memory-mapped), which keeps random access cheap:
@@ -31,8 +31,8 @@ import cv2
 import numpy as np
 import torch
 
-from dreampose.augment import CropScale, crop_image, crop_pose
-from dreampose.conditioning import load_rgb, pose_condition, pose_window
+from dreampose.model.conditioning import load_rgb, pose_condition, pose_window
+from dreampose.training.augment import CropScale, crop_image, crop_pose
 from pose_extraction.canvas import fit_image, fit_pose
 from pose_extraction.pose_sequence import PoseFileError, PoseSequence
 

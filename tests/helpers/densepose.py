@@ -13,7 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-SHARED = Path(os.environ.get("DREAMPOSE_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
+from tests.helpers import REPO
+
+SHARED = Path(os.environ.get("DREAMPOSE_SHARED") or REPO.parent / "shared")
 PARITY = SHARED / "densepose-parity"
 MISSING_REASON = f"DensePose parity fixture not found at {PARITY} (set DREAMPOSE_SHARED to the shared folder)"
 

@@ -1,1 +1,0 @@
-"""One module per `dreampose` subcommand; see `dreampose.cli.COMMANDS`."""
