@@ -1,7 +1,7 @@
 """DreamPose web app: a photo of a person + a driving video -> a video of that person dancing.
 
 This file only builds the page (``create_demo``) and launches it; every step runs in
-``dreampose.app.service.AppService``, which shares its code with the ``dreampose`` CLI.
+``dreampose.app`` (one module per step), which shares its code with the ``dreampose`` CLI.
 
     python app.py                      # model from models/dreampose (or $DREAMPOSE_MODEL)
     python app.py --model tiny         # tiny random model: the whole app offline, videos are noise
@@ -16,17 +16,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import random
 from pathlib import Path
 
 import gradio as gr
 
-from dreampose.app.service import OUT_OF_MEMORY, AppService, gpu, parse_scales, resolve_model
-from dreampose.app.sessions import UserError
-from dreampose.model.schedulers import SCHEDULERS
-from dreampose.render import RenderSettings
-from dreampose.training.finetune import FinetuneSettings
+from dreampose.app import finetune as finetune_step
+from dreampose.app import poses as pose_step
+from dreampose.app import render as render_step
+from dreampose.app.messages import OUT_OF_MEMORY, UserError, for_page, is_out_of_memory, sentence
+from dreampose.app.service import AppService
+from dreampose.app.zerogpu import gpu
+from dreampose.loading import DEVICE_HELP, DTYPE_CHOICES, DTYPE_HELP, resolve_model
+from dreampose.model.schedulers import SAMPLERS
+from dreampose.render import RenderSettings, parse_scales
+from dreampose.training.settings import FinetuneSettings
 
 PAPER_FINETUNE = FinetuneSettings()  # slider defaults: the paper's 500 + 1500 steps
 
@@ -57,15 +61,17 @@ def user_errors():
         yield
     except gr.Error:
         raise
-    except UserError as e:
-        raise gr.Error(str(e)) from e
+    except (UserError, ValueError) as e:
+        raise gr.Error(for_page(sentence(e))) from e
     except Exception as e:
-        if "out of memory" in str(e).lower():
+        if is_out_of_memory(e):
             raise gr.Error(OUT_OF_MEMORY) from e
         log.exception("step failed")
         raise gr.Error(
-            f"Something went wrong ({type(e).__name__}: {e}). Your poses, subject and videos are kept; "
-            "please try again."
+            for_page(
+                f"Something went wrong ({type(e).__name__}: {e}). Your poses, subject and videos are kept; "
+                "please try again."
+            )
         ) from e
 
 
@@ -96,8 +102,17 @@ def create_handlers(service: AppService) -> dict:
     ):
         with user_errors():
             session = service.session(request.session_hash)
-            r = service.extract_poses(
-                session, _photos(photo, more), driving, fps, start, end, max_frames, align, _bar(progress)
+            r = pose_step.extract_poses(
+                service,
+                session,
+                _photos(photo, more),
+                driving,
+                fps,
+                start,
+                end,
+                max_frames,
+                align,
+                _bar(progress),
             )
         last = r.num_frames - 1
         return (
@@ -113,8 +128,14 @@ def create_handlers(service: AppService) -> dict:
     def finetune(photo, more, mode, unet_steps, vae_steps, request: gr.Request, progress=gr.Progress()):
         with user_errors():
             session = service.session(request.session_hash)
-            r = service.finetune(
-                session, _photos(photo, more), mode.startswith("LoRA"), unet_steps, vae_steps, _bar(progress)
+            r = finetune_step.finetune(
+                service,
+                session,
+                _photos(photo, more),
+                mode.startswith("LoRA"),
+                unet_steps,
+                vae_steps,
+                _bar(progress),
             )
         return r.message, (str(r.download) if r.download else None)
 
@@ -125,8 +146,8 @@ def create_handlers(service: AppService) -> dict:
         with user_errors():
             session = service.session(request.session_hash)
             progress(0, desc="Rendering one frame")
-            image, used = service.preview(
-                session, _photos(photo, more), frame, _settings(s_i, s_p, steps, scheduler, seed)
+            image, used = render_step.preview(
+                service, session, _photos(photo, more), frame, _settings(s_i, s_p, steps, scheduler, seed)
             )
         return image, used
 
@@ -148,8 +169,15 @@ def create_handlers(service: AppService) -> dict:
             image_scales = parse_scales(s_i_values, "Image guidance values")
             pose_scales = parse_scales(s_p_values, "Pose guidance values")
             settings = _settings(image_scales[0], pose_scales[0], steps, scheduler, seed)
-            return service.guidance_grid(
-                session, _photos(photo, more), frame, image_scales, pose_scales, settings, _bar(progress)
+            return render_step.guidance_grid(
+                service,
+                session,
+                _photos(photo, more),
+                frame,
+                image_scales,
+                pose_scales,
+                settings,
+                _bar(progress),
             )
 
     @gpu(duration=900)
@@ -170,16 +198,19 @@ def create_handlers(service: AppService) -> dict:
         with user_errors():
             session = service.session(request.session_hash)
             settings = _settings(s_i, s_p, steps, scheduler, seed)
-            r = service.render(
-                session, _photos(photo, more), first, last, settings, side_by_side, _bar(progress)
+            r = render_step.render(
+                service, session, _photos(photo, more), first, last, settings, side_by_side, _bar(progress)
             )
         if r.video is None:
-            raise gr.Error(r.message)
+            raise gr.Error(for_page(r.message))
         return str(r.video), (str(r.frames_zip) if r.frames_zip else None), r.message
 
-    def cancel(request: gr.Request):
-        service.cancel(request.session_hash)
-        gr.Info("Stopping after the current step…")
+    def cancel(kind: str):
+        def handler(request: gr.Request):
+            if service.cancel(request.session_hash, kind):
+                gr.Info("Stopping after the current step…")
+
+        return handler
 
     def end_session(request: gr.Request):
         service.end_session(request.session_hash)
@@ -190,7 +221,8 @@ def create_handlers(service: AppService) -> dict:
         "preview": preview,
         "guidance_grid": guidance_grid,
         "render": render,
-        "cancel": cancel,
+        "cancel_finetune": cancel("finetune"),
+        "cancel_render": cancel("render"),
         "end_session": end_session,
     }
 
@@ -300,7 +332,7 @@ def create_demo(service: AppService) -> gr.Blocks:
                 steps = gr.Slider(
                     1, 150, value=default_steps, step=1, label="Steps (paper: 100 with pndm)", elem_id="steps"
                 )
-                scheduler = gr.Dropdown(sorted(SCHEDULERS), value=fast.scheduler, label="Sampler")
+                scheduler = gr.Dropdown(list(SAMPLERS), value=fast.scheduler, label="Sampler")
                 seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, maximum=MAX_SEED)
                 random_seed = gr.Button("Random seed")
             preview_btn = gr.Button("Preview frame", variant="primary", elem_id="preview-btn")
@@ -326,7 +358,7 @@ def create_demo(service: AppService) -> gr.Blocks:
                     1, 150, value=render_steps_default, step=1, label="Steps for the video (paper: 100)"
                 )
                 render_scheduler = gr.Dropdown(
-                    sorted(SCHEDULERS), value=paper.scheduler, label="Sampler for the video (paper: pndm)"
+                    list(SAMPLERS), value=paper.scheduler, label="Sampler for the video (paper: pndm)"
                 )
             with gr.Row():
                 render_btn = gr.Button("Render video", variant="primary", elem_id="render-btn")
@@ -364,14 +396,10 @@ def create_demo(service: AppService) -> gr.Blocks:
             [video, frames_zip, render_status],
             api_name="render",
         )
-        for btn in (finetune_cancel, render_cancel):
-            btn.click(
-                h["cancel"],
-                None,
-                None,
-                concurrency_limit=None,
-                api_name="cancel" if btn is render_cancel else False,
-            )
+        finetune_cancel.click(
+            h["cancel_finetune"], None, None, concurrency_limit=None, api_name="cancel_finetune"
+        )
+        render_cancel.click(h["cancel_render"], None, None, concurrency_limit=None, api_name="cancel")
         random_seed.click(lambda: random.randint(0, MAX_SEED), None, seed, api_visibility="private")
         demo.unload(h["end_session"])
     return demo
@@ -392,10 +420,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
     parser.add_argument(
         "--densepose-weights",
-        default=os.environ.get("DREAMPOSE_DENSEPOSE_WEIGHTS"),
-        help="DensePose weights (.pkl/.safetensors path or URL; default: downloaded on first use)",
+        default=None,
+        help="DensePose weights (.pkl/.safetensors path or URL; default: $DREAMPOSE_DENSEPOSE_WEIGHTS, "
+        "else downloaded on first use)",
     )
-    parser.add_argument("--device", default=None, help="cuda, cuda:1 or cpu (default: CUDA when present)")
+    parser.add_argument("--device", default=None, help=DEVICE_HELP)
+    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     parser.add_argument("--cpu-offload", action="store_true", help="keep idle models on the CPU (small GPUs)")
     parser.add_argument("--concurrency", type=int, default=1, help="jobs run at once (default 1 per GPU)")
     return parser.parse_args(argv)
@@ -408,15 +438,19 @@ def main(argv: list[str] | None = None) -> None:
         resolve_model(args.model),
         densepose_weights=args.densepose_weights,
         device=args.device,
+        dtype=args.dtype,
         cpu_offload=args.cpu_offload,
     )
     demo = create_demo(service)
-    demo.queue(max_size=20, default_concurrency_limit=args.concurrency).launch(
-        server_name=args.host,
-        server_port=args.port,
-        share=args.share,
-        max_file_size=int(service.limits.max_upload_mb * 1e6),
-    )
+    try:
+        demo.queue(max_size=20, default_concurrency_limit=args.concurrency).launch(
+            server_name=args.host,
+            server_port=args.port,
+            share=args.share,
+            max_file_size=int(service.limits.max_upload_mb * 1e6),
+        )
+    finally:
+        service.close()  # session folders do not outlive the server
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
-from dreampose.model.pipeline import DreamPosePipeline, adapter_for
+from dreampose.model.adapter import adapter_for
+from dreampose.model.pipeline import DreamPosePipeline
 from dreampose.model.schedulers import make_scheduler
 from dreampose.model.unet import widen_conv_in
 

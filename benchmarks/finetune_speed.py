@@ -33,7 +33,8 @@ from benchmarks.common import (
     synchronize,
     tflop,
 )
-from dreampose.training.finetune import FinetuneSettings, SubjectPhotos, _Trainer
+from dreampose.training.finetune import SubjectPhotos, _Trainer
+from dreampose.training.settings import FinetuneSettings
 
 PAPER_STEPS = {"unet": 500, "vae": 1500}
 

@@ -34,10 +34,9 @@ from PIL import Image
 from dreampose.model.conditioning import vae_pixels
 from dreampose.model.pipeline import DreamPosePipeline
 from dreampose.model.tiny import tiny_pipeline
-from dreampose.training.augment import CropScale
-from dreampose.training.finetune import FinetuneSettings, finetune
-from dreampose.training.losses import ConditionDropout
-from dreampose.training.train import TrainSettings, train
+from dreampose.training.finetune import finetune
+from dreampose.training.settings import FinetuneSettings, TrainSettings
+from dreampose.training.train import train
 from pose_extraction.pose_sequence import PoseSequence
 
 SIZE = 64
@@ -198,7 +197,6 @@ def main(argv: list[str] | None = None) -> None:
             gradient_accumulation_steps=1,
             learning_rate=1e-3,
             max_steps=args.train_steps,
-            dropout=ConditionDropout(0.05, 0.05, 0.05),
             gradient_checkpointing=False,
             checkpoint_every=args.train_steps,
             sample_every=0,
@@ -223,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
                 vae_lr=1e-4,
                 height=SIZE,
                 width=SIZE,
-                crop=CropScale(0.85, 1.0),
+                crop_min_scale=0.85,
                 gradient_checkpointing=False,
                 checkpoint_every=10**6,
             )

@@ -35,10 +35,8 @@ __all__ = [
     "is_distributed",
     "init_distributed",
     "local_device",
-    "agree_on_seed",
     "gather_frames",
     "render_sharded",
-    "pipeline_chunk_renderer",
     "callback_chunk_renderer",
 ]
 
@@ -101,20 +99,6 @@ def local_device() -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return torch.device("cpu")
-
-
-def agree_on_seed(seed: int | None) -> int:
-    """Process 0's seed, on every process: chunks must start from the same noise.
-
-    A ``None`` seed is drawn on process 0 and shared, so a random render stays one video.
-    """
-    if seed is None:
-        seed = int(torch.randint(0, 2**31 - 1, ()).item())
-    if init_distributed()[1] == 1:
-        return seed
-    box = [seed]
-    torch.distributed.broadcast_object_list(box, src=0)
-    return int(box[0])
 
 
 @dataclass
@@ -211,26 +195,5 @@ def callback_chunk_renderer(
         yield from finished
         if error is not None:
             raise error
-
-    return render_chunk
-
-
-def pipeline_chunk_renderer(pipe, image, poses, seed: int | None = None, **call_kwargs) -> RenderChunk:
-    """A ``render_chunk`` for ``render_sharded`` that calls ``pipe.iter_frames``.
-
-    ``call_kwargs`` are ``iter_frames`` arguments (steps, guidance, size, batch size, noise
-    mode); the seed is agreed across processes first so every chunk starts from the same
-    noise. An empty chunk (more processes than frames) renders nothing.
-    """
-    seed = agree_on_seed(seed)
-
-    def render_chunk(chunk: list[int]) -> Iterable[tuple[int, np.ndarray]]:
-        if not chunk:
-            return
-        generator = torch.Generator().manual_seed(seed)
-        for indices, batch in pipe.iter_frames(
-            image, poses, frames=chunk, generator=generator, **call_kwargs
-        ):
-            yield from zip(indices, batch, strict=True)
 
     return render_chunk

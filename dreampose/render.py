@@ -1,12 +1,13 @@
-"""The one code path from files to frames, shared by the CLI and the app.
+"""The one code path from a photo and poses to frames and videos, shared by the CLI and the app.
 
 `dreampose preview`/`render` and the Gradio app call these functions, so the two can never
-disagree about defaults, device choice, canvas placement or what happens on failure.
+disagree about defaults, canvas placement, progress, cancelling or what happens on failure:
+every finished frame is handed out as soon as it exists, and a render that stops early
+(cancelled, failed, out of disk) keeps what it finished.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Callable
@@ -14,35 +15,60 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from dreampose.files import writable_folder
+from dreampose import paper
+from dreampose.files import writable_file
+from dreampose.model.checks import check_guidance, check_size, check_steps
+from dreampose.model.schedulers import SAMPLERS, describe_samplers
 from pose_extraction.pose_sequence import PoseSequence
-
-log = logging.getLogger(__name__)
-
-TINY_MODEL = "tiny"  # --model tiny: the random test model, built in memory
 
 
 @dataclass(frozen=True)
 class RenderSettings:
-    """How to sample. Defaults are the paper's and the official README's."""
+    """How to sample. Defaults are the paper's and the official README's; the ``help``
+    metadata makes the command-line options (``dreampose.cli.options``)."""
 
-    image_guidance_scale: float = 8.0  # sI
-    pose_guidance_scale: float = 3.0  # sP
-    num_inference_steps: int = 100
-    scheduler: str = "pndm"
-    seed: int = 0
-    height: int = 640
-    width: int = 512
-    frame_batch_size: int = 1
-    same_noise_for_all_frames: bool = True
+    image_guidance_scale: float = field(
+        default=paper.IMAGE_GUIDANCE,
+        metadata={"flag": "--image-guidance", "help": "sI, image guidance (eq. 4)"},
+    )
+    pose_guidance_scale: float = field(
+        default=paper.POSE_GUIDANCE, metadata={"flag": "--pose-guidance", "help": "sP, pose guidance (eq. 4)"}
+    )
+    num_inference_steps: int = field(
+        default=paper.INFERENCE_STEPS, metadata={"flag": "--steps", "help": "denoising steps"}
+    )
+    scheduler: str = field(
+        default=paper.SAMPLER,
+        metadata={"help": f"sampler ({describe_samplers()})", "choices": tuple(SAMPLERS)},
+    )
+    seed: int = field(default=0, metadata={"help": "random seed (0 to 2**63 - 1)"})
+    height: int = field(default=paper.HEIGHT, metadata={"help": "output height, a multiple of 64"})
+    width: int = field(default=paper.WIDTH, metadata={"help": "output width, a multiple of 64"})
+    frame_batch_size: int = field(
+        default=1, metadata={"flag": "--batch-frames", "help": "frames sampled together in one UNet batch"}
+    )
+    noise_per_frame: bool = field(
+        default=False,
+        metadata={
+            "help": "draw new initial noise for every frame (default: all frames share it, for consistency)"
+        },
+    )
 
-    def with_(self, **changes) -> RenderSettings:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+    def __post_init__(self) -> None:
+        check_guidance("image_guidance_scale", self.image_guidance_scale)
+        check_guidance("pose_guidance_scale", self.pose_guidance_scale)
+        check_steps(self.num_inference_steps)
+        check_size(self.height, self.width)
+        if not isinstance(self.frame_batch_size, int) or self.frame_batch_size < 1:
+            raise ValueError(f"frame_batch_size must be at least 1; got {self.frame_batch_size}")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise ValueError(f"the seed must be a whole number from 0 to 2**63 - 1; got {self.seed}")
+        if self.scheduler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.scheduler!r}; choose one of {', '.join(SAMPLERS)}")
 
 
-# 25 DPM-Solver++ steps: the fast preset for single-frame previews and guidance grids.
+# 25 DPM-Solver++ steps: the fast preset for previews and guidance grids.
 FAST_PREVIEW = RenderSettings(num_inference_steps=25, scheduler="dpm++")
 
 
@@ -56,76 +82,8 @@ class RenderResult:
     frame_indices: list[int] = field(default_factory=list)
     cancelled: bool = False
 
-    @property
-    def complete(self) -> bool:
-        return not self.cancelled
 
-
-# --------------------------------------------------------------------------- models
-def pick_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
-    """The local CUDA device in fp16 when there is one, else the CPU in fp32."""
-    if device in (None, "", "auto"):
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
-    return device, (torch.float16 if device.type == "cuda" else torch.float32)
-
-
-def load_pipeline(model: str, device: str | None = None, cpu_offload: bool = False):
-    """Load a DreamPose model folder or hub id (or ``"tiny"``) onto the best device."""
-    from dreampose.model.pipeline import DreamPosePipeline
-
-    device, dtype = pick_device(device)
-    if model == TINY_MODEL:
-        from dreampose.model.tiny import tiny_pipeline
-
-        pipe = tiny_pipeline()
-    else:
-        path = Path(model)
-        if (path / "subject.json").is_file():  # a LoRA subject: base model + small weights
-            from dreampose.training.finetune import load_finetuned
-
-            return _place(load_finetuned(path, torch_dtype=dtype), device, dtype, cpu_offload)
-        if path.exists() and not (path / "model_index.json").is_file():
-            raise ValueError(
-                f"{path} is not a DreamPose model folder (no model_index.json). Make one with "
-                "`dreampose convert` from the official checkpoints, or `dreampose finetune`."
-            )
-        try:
-            pipe = DreamPosePipeline.from_pretrained(model, torch_dtype=dtype)
-        except OSError as e:  # not on disk and not on the hub (or offline)
-            raise ValueError(
-                f"could not load the model {model!r}: give a DreamPose model folder, or a hub id "
-                f"reachable from here ({e.__class__.__name__}: {str(e).splitlines()[0]})"
-            ) from e
-    return _place(pipe, device, dtype, cpu_offload)
-
-
-def _place(pipe, device: torch.device, dtype: torch.dtype, cpu_offload: bool):
-    if device.type == "cpu":
-        log.warning("no CUDA GPU found: running on the CPU, which is very slow for real models")
-    if cpu_offload and device.type == "cuda":
-        pipe.enable_model_cpu_offload(device=device)
-    else:
-        pipe.to(device=device, dtype=dtype)
-    return pipe
-
-
-# --------------------------------------------------------------------------- rendering
-def load_poses(poses: PoseSequence | str | os.PathLike) -> PoseSequence:
-    return poses if isinstance(poses, PoseSequence) else PoseSequence.load(poses)
-
-
-def align_poses(poses: PoseSequence, subject_pose: PoseSequence, height: int, width: int) -> PoseSequence:
-    """Fit the driving poses onto the canvas and align them to the subject photo's body:
-    one scale and shift for the whole sequence, so the first frame's body gets the
-    subject's height and position, feet on the same ground line."""
-    from pose_extraction.placement import place_on_canvas
-
-    return place_on_canvas(poses, height, width, subject=subject_pose, align=True)
-
-
+# --------------------------------------------------------------------------- frames
 def render_frames(
     pipe,
     image,
@@ -143,7 +101,8 @@ def render_frames(
     returns what finished (``cancelled=True``). Other errors propagate, but frames handed
     to ``on_frame`` before them are the caller's to keep.
     """
-    pipe.set_scheduler(settings.scheduler)
+    import torch
+
     selected = list(range(len(poses))) if frames is None else list(frames)
     total_steps = len(selected) * settings.num_inference_steps
     result = RenderResult()
@@ -163,12 +122,13 @@ def render_frames(
             image_guidance_scale=settings.image_guidance_scale,
             pose_guidance_scale=settings.pose_guidance_scale,
             num_inference_steps=settings.num_inference_steps,
+            scheduler=settings.scheduler,
             frames=selected,
             height=settings.height,
             width=settings.width,
             frame_batch_size=settings.frame_batch_size,
             generator=torch.Generator().manual_seed(settings.seed),
-            same_noise_for_all_frames=settings.same_noise_for_all_frames,
+            same_noise_for_all_frames=not settings.noise_per_frame,
             callback_on_step_end=step_callback,
         ):
             for index, frame in zip(batch_indices, batch, strict=True):
@@ -187,6 +147,7 @@ def preview_frame(pipe, image, poses: PoseSequence, frame: int, settings: Render
     return result.frames[0]
 
 
+# --------------------------------------------------------------------------- videos
 def render_video(
     pipe,
     image,
@@ -196,39 +157,41 @@ def render_video(
     frames: list[int] | None = None,
     fps: float | None = None,
     frames_dir: str | os.PathLike | None = None,
+    on_frame: Callable[[int, np.ndarray], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> tuple[Path, RenderResult]:
     """Render to an H.264 mp4 with one video frame per pose frame, at the poses' fps.
 
-    Finished frames are also written as PNGs to ``frames_dir`` when given. If the render
-    is cancelled or fails after some frames, those frames are written to
-    ``<output>.partial.mp4`` (and the error re-raised), so no finished work is lost.
+    The output location is checked before any frame is rendered. Finished frames are also
+    written as PNGs to ``frames_dir`` when given. If the render is cancelled or fails after
+    some frames, those frames are written to ``<output>.partial.mp4`` (and the error
+    re-raised); if the video itself cannot be written, the frames are saved as PNGs and
+    the error says where. No finished frame is lost.
     """
-    from pose_extraction.video_writer import write_mp4
-
-    output = Path(output)
+    output = writable_file(output, suffixes=(".mp4",))
     fps = fps or poses.fps
-    check_writable(output)
     save_png = _png_writer(frames_dir)
-    result: RenderResult | None = None
-    kept: list[np.ndarray] = []
+    kept = RenderResult()
 
-    def on_frame(index, frame):
-        kept.append(frame)
+    def keep(index, frame):
+        kept.frame_indices.append(index)
+        kept.frames.append(frame)
         save_png(index, frame)
+        if on_frame is not None:
+            on_frame(index, frame)
 
     try:
-        result = render_frames(pipe, image, poses, settings, frames, on_frame, on_step, cancel)
+        result = render_frames(pipe, image, poses, settings, frames, keep, on_step, cancel)
     except BaseException:
-        if kept:
-            write_mp4(kept, partial_path(output), fps)
+        if kept.frames:
+            _write_or_rescue(kept, partial_path(output), fps, frames_dir)
         raise
     if result.cancelled:
-        if kept:
-            write_mp4(kept, partial_path(output), fps)
+        if kept.frames:
+            _write_or_rescue(kept, partial_path(output), fps, frames_dir)
         return partial_path(output), result
-    write_mp4(result.frames, output, fps)
+    _write_or_rescue(result, output, fps, frames_dir)
     return output, result
 
 
@@ -236,9 +199,38 @@ def partial_path(output: Path) -> Path:
     return output.with_name(output.stem + ".partial" + output.suffix)
 
 
-def check_writable(output: Path) -> None:
-    """Fail before rendering, not after, when ``output`` cannot be written."""
-    writable_folder(output.parent if str(output.parent) else ".")
+class VideoWriteError(OSError):
+    """The video could not be written; the message says where the frames were saved."""
+
+
+def _write_or_rescue(result: RenderResult, output: Path, fps: float, frames_dir) -> None:
+    """Write the mp4; if that fails (disk full, output removed), keep the frames as PNGs."""
+    from pose_extraction.video_writer import write_mp4
+
+    try:
+        write_mp4(result.frames, output, fps)
+    except OSError as e:
+        saved = frames_dir if frames_dir is not None else _rescue_pngs(result, output)
+        raise VideoWriteError(
+            f"could not write {output.name} ({e.strerror or e}); the {len(result.frames)} rendered "
+            f"frames are saved as PNGs in {saved}"
+        ) from e
+
+
+def _rescue_pngs(result: RenderResult, output: Path) -> Path:
+    """PNGs beside the output, else in the temporary folder (the output's disk may be full)."""
+    import tempfile
+
+    for folder in (
+        output.with_name(output.stem + "_frames"),
+        Path(tempfile.mkdtemp(prefix="dreampose-frames-")),
+    ):
+        try:
+            save_pngs(folder, result.frame_indices, result.frames)
+            return folder
+        except OSError:
+            continue
+    raise OSError("no folder could take the rendered frames")
 
 
 def _png_writer(frames_dir):
@@ -251,8 +243,6 @@ def _png_writer(frames_dir):
 
 def save_pngs(frames_dir, indices, frames) -> None:
     """Write frames as ``frame_00012.png`` (numbered by pose frame) into ``frames_dir``."""
-    if frames_dir is None:
-        return
     from PIL import Image
 
     folder = Path(frames_dir)
@@ -271,6 +261,17 @@ class GuidanceGrid:
     frames: list[list[np.ndarray]]
     image_scales: list[float]
     pose_scales: list[float]
+
+
+def parse_scales(text: str, what: str) -> list[float]:
+    """'4, 8, 12' -> [4.0, 8.0, 12.0]; a ValueError naming ``what`` otherwise."""
+    try:
+        values = [float(v) for v in str(text).replace(";", ",").split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{what} must be numbers separated by commas, like 4, 8, 12") from None
+    if not values or any(not 0 <= v <= 30 for v in values):
+        raise ValueError(f"{what} must be one or more numbers from 0 to 30, like 4, 8, 12")
+    return values
 
 
 def guidance_grid(
@@ -309,11 +310,11 @@ def guidance_grid(
             row.append(result.frames[0])
         rows.append(row)
     return GuidanceGrid(
-        _grid_mosaic(rows, image_scales, pose_scales), rows, list(image_scales), list(pose_scales)
+        grid_mosaic(rows, image_scales, pose_scales), rows, list(image_scales), list(pose_scales)
     )
 
 
-def _grid_mosaic(rows: list[list[np.ndarray]], image_scales, pose_scales) -> np.ndarray:
+def grid_mosaic(rows: list[list[np.ndarray]], image_scales, pose_scales) -> np.ndarray:
     """Tile the frames with a label "sI=.. sP=.." in each cell's corner."""
     import cv2
 

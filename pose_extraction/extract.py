@@ -23,6 +23,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from pose_extraction.images import read_image
 from pose_extraction.pose_sequence import PoseSequence
 from pose_extraction.tracking import DEFAULT_MIN_IOU, PersonTracker, nearest_found
 from pose_extraction.types import DetectedPerson
@@ -87,10 +88,10 @@ def extract_poses(
 def extract_image_pose(image, extractor: Extractor) -> PoseSequence:
     """One-frame pose sequence of the most confident person in a photo, at its full size.
 
-    ``image``: RGB uint8 (H, W, 3) array or PIL image. Raises ``ValueError`` ("no person
+    ``image``: a path, PIL image or array (any photo ``read_image`` reads). Raises ``ValueError`` ("no person
     found in the photo") when nobody is detected.
     """
-    image = _as_rgb(image)
+    image = read_image(image)
     people = _detect(extractor, [image])[0]
     if not people:
         raise ValueError("no person found in the photo; use a photo where the whole body is clearly visible")
@@ -179,11 +180,3 @@ def _pose_size(height: int, width: int, max_side: int | None) -> tuple[int, int]
         return height, width
     scale = max_side / max(height, width)
     return max(1, round(height * scale)), max(1, round(width * scale))
-
-
-def _as_rgb(image) -> np.ndarray:
-    if not isinstance(image, np.ndarray):
-        image = np.asarray(image.convert("RGB"))  # PIL
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"the photo must be RGB uint8 (H, W, 3); got {image.dtype} {image.shape}")
-    return image

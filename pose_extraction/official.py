@@ -16,14 +16,13 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
-import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from dreampose.files import atomic_dir
 from pose_extraction.pose_sequence import PoseSequence
 
 FILE_PATTERN = re.compile(r"^frame_(\d+)_densepose\.npy$")
@@ -46,19 +45,10 @@ def export_official(seq: PoseSequence, directory: str | os.PathLike, overwrite: 
     export and ``overwrite=True``.
     """
     directory = Path(directory)
-    _check_target(directory, overwrite)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-    try:
-        uv = seq.uv
+    _check_target(directory, overwrite)  # empty, or an earlier export we may replace
+    with atomic_dir(directory) as tmp:
         for i in range(len(seq)):
-            np.save(tmp / official_name(i), uv[i].astype(np.float32))
-        if directory.exists():
-            shutil.rmtree(directory)  # checked above: empty or an earlier export
-        os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            np.save(tmp / official_name(i), seq.uv[i].astype(np.float32))
     return directory
 
 

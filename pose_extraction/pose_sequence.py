@@ -22,11 +22,12 @@ loading validates every field, naming what is wrong.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from dreampose.files import atomic_file
 
 FORMAT_VERSION = 1
 NUM_PART_LABELS = 25  # DensePose: background + 24 body parts
@@ -168,25 +169,18 @@ class PoseSequence:
         path = Path(path)
         if path.suffix != ".npz":
             raise PoseFileError(f"pose files end in .npz; got {path.name}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(
-                    f,
-                    uv=self.uv,
-                    labels=self.labels,
-                    boxes=self.boxes,
-                    scores=self.scores,
-                    missing=self.missing,
-                    fps=np.float64(self.fps),
-                    source_size=np.asarray(self.source_size, dtype=np.int64),
-                    format_version=np.int64(self.format_version),
-                )
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(path) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(
+                f,
+                uv=self.uv,
+                labels=self.labels,
+                boxes=self.boxes,
+                scores=self.scores,
+                missing=self.missing,
+                fps=np.float64(self.fps),
+                source_size=np.asarray(self.source_size, dtype=np.int64),
+                format_version=np.int64(self.format_version),
+            )
         return path
 
     @classmethod

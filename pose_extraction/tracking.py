@@ -61,14 +61,6 @@ class PersonTracker:
         return chosen
 
 
-def track_person(
-    detections: Sequence[Sequence[DetectedPerson]], min_iou: float = DEFAULT_MIN_IOU
-) -> list[DetectedPerson | None]:
-    """The tracked person of each frame (None where not found). See :class:`PersonTracker`."""
-    tracker = PersonTracker(min_iou)
-    return [tracker.update(people) for people in detections]
-
-
 def nearest_found(found: Sequence[bool] | np.ndarray) -> np.ndarray:
     """For every frame, the index of the nearest frame where the person was found.
 

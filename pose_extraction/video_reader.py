@@ -7,8 +7,8 @@ H.264, H.265, VP9, AV1, MJPEG ... in mp4, mov, webm, avi, mkv.
 Orientation: phones record sideways and store a rotation ("display matrix") in the file.
 ffmpeg applies it by default ("autorotate", since ffmpeg 2.7), so frames arrive the way a
 player shows them. We never assume the frame size: a one-frame probe run reports the size
-*after* rotation, and that is the size we cut the raw stream into. Photos are turned
-upright from their EXIF orientation tag with Pillow.
+*after* rotation, and that is the size we cut the raw stream into. Photos go through
+the project's one photo loader (``pose_extraction.images``), upright from their EXIF tag.
 
 Resampling to a target fps uses ffmpeg's ``fps`` filter, which keeps for each output
 instant the source frame shown at that instant (variable frame-rate phone videos included).
@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from pose_extraction.images import read_image
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 
@@ -218,7 +220,7 @@ class VideoStream:
         self.start, self.end, self.max_frames = start, end, max_frames
         path = Path(path)
         if is_image_path(path):
-            self._image = read_image(path, self.limits)
+            self._image = read_image(path)  # photos have their own (larger) pixel limit
             h, w = self._image.shape[:2]
             self.info = VideoInfo(path, w, h, fps or 0.0, None, "image", 0.0, False, is_image=True)
             self.fps = float(fps or 30.0)  # a photo has no rate; any positive value will do
@@ -367,33 +369,3 @@ def _read_exactly(stream, size: int) -> bytes:
         chunks.append(chunk)
         remaining -= len(chunk)
     return b"".join(chunks)
-
-
-# ---------------------------------------------------------------------------- photos
-def read_image(path: str | os.PathLike, limits: VideoLimits | None = None) -> np.ndarray:
-    """A photo as RGB uint8 (H, W, 3), turned upright from its EXIF orientation."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    path = _existing_file(path)
-    limits = limits or VideoLimits()
-    try:
-        with Image.open(path) as img:
-            _check_pixels(img.width, img.height, limits, path.name)  # before decoding pixels
-            img = ImageOps.exif_transpose(img)
-            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"{path.name} is not a readable image ({e})") from e
-
-
-def read_video(
-    path: str | os.PathLike,
-    fps: float | None = None,
-    start: float | None = None,
-    end: float | None = None,
-    max_frames: int | None = None,
-    limits: VideoLimits | None = None,
-) -> tuple[np.ndarray, float]:
-    """All frames at once: (RGB uint8 (N, H, W, 3), fps). For short clips and tests."""
-    stream = VideoStream(path, fps=fps, start=start, end=end, max_frames=max_frames, limits=limits)
-    frames = np.stack(list(stream))
-    return frames, stream.fps

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+
+from dreampose.files import atomic_file
 
 
 def write_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float) -> Path:
@@ -21,9 +22,18 @@ def write_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float)
     path = Path(path)
     if not (fps > 0):
         raise ValueError(f"fps must be positive; got {fps}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=path.parent)
-    os.close(fd)
+    with atomic_file(path) as tmp:
+        count = _encode(frames, tmp, fps)
+        written, _ = imageio_ffmpeg.count_frames_and_secs(str(tmp))
+        if written != count:
+            raise RuntimeError(f"the encoder wrote {written} frames instead of {count}")
+    return path
+
+
+def _encode(frames: Iterable[np.ndarray], path: Path, fps: float) -> int:
+    """Encode ``frames`` into ``path``; return how many were sent."""
+    import imageio_ffmpeg
+
     count = 0
     writer = None
     try:
@@ -34,7 +44,7 @@ def write_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float)
             if writer is None:
                 size = (frame.shape[1], frame.shape[0])
                 writer = imageio_ffmpeg.write_frames(
-                    tmp,
+                    str(path),
                     size,
                     fps=fps,
                     codec="libx264",
@@ -51,18 +61,10 @@ def write_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float)
             count += 1
         if writer is None:
             raise ValueError("no frames to write")
-        writer.close()
-        writer = None
-        written, _ = imageio_ffmpeg.count_frames_and_secs(tmp)
-        if written != count:
-            raise RuntimeError(f"the encoder wrote {written} frames instead of {count}")
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; a video is meant to be shared
-        os.replace(tmp, path)
     finally:
         if writer is not None:
             writer.close()
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return count
 
 
 def _even(frame: np.ndarray) -> np.ndarray:

@@ -101,7 +101,8 @@ def test_missing_model_page_explains_setup(tmp_path, monkeypatch):
     import gradio as gr
 
     from app import create_demo, parse_args
-    from dreampose.app.service import AppService, resolve_model
+    from dreampose.app.service import AppService
+    from dreampose.loading import resolve_model
 
     monkeypatch.delenv("DREAMPOSE_MODEL", raising=False)
     assert resolve_model(None) == "models/dreampose"

@@ -13,14 +13,18 @@ subject's pose with detectron2's recorded top detection for that photo.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import imageio_ffmpeg
 import numpy as np
 import pytest
 from PIL import Image
 
+from dreampose.app import poses as pose_step
+from dreampose.app import render as render_step
+from dreampose.app.messages import UserError
 from dreampose.app.service import AppService
-from dreampose.app.sessions import AppLimits, UserError
+from dreampose.app.uploads import AppLimits
 from dreampose.render import RenderSettings
 from pose_extraction.densepose import InferenceSettings
 from pose_extraction.pose_sequence import PoseSequence
@@ -84,8 +88,8 @@ def posed(app_service, driving_video):
     """A session whose poses were extracted from the video with the real DensePose."""
     session = app_service.session("real-densepose")
     calls = []
-    result = app_service.extract_poses(
-        session, [SUBJECT], str(driving_video), progress=lambda *a: calls.append(a)
+    result = pose_step.extract_poses(
+        app_service, session, [SUBJECT], str(driving_video), progress=lambda *a: calls.append(a)
     )
     return session, result, calls
 
@@ -166,7 +170,7 @@ def test_subject_pose_matches_detectron2_at_full_size(parity_weights, tmp_path):
         session = svc.session("full-size")
         # A one-frame pose file as the driving input: only the subject photo goes through DensePose.
         driving = PoseSequence.from_uv(np.full((1, 2, 16, 16), 0.5, np.float32)).save(tmp_path / "p.npz")
-        svc.extract_poses(session, [SUBJECT], str(driving))
+        pose_step.extract_poses(svc, session, [SUBJECT], str(driving))
         (cached,) = session.folder.glob("subject_pose*.npz")
         subject = PoseSequence.load(cached)
     finally:
@@ -180,9 +184,9 @@ def test_photo_without_a_person_is_a_friendly_error(app_service, posed):
     other = app_service.session("nobody")
     # The poses extracted above, uploaded as a pose file: only the photo goes through DensePose.
     with pytest.raises(UserError, match="No person was found in the subject photo"):
-        app_service.extract_poses(other, [NO_PERSON], str(session.raw_poses_path))
+        pose_step.extract_poses(app_service, other, [NO_PERSON], str(session.raw_poses_path))
     # Without "align to the photo" the same photo is fine: the poses are used as they are.
-    result = app_service.extract_poses(other, None, None, align=False)
+    result = pose_step.extract_poses(app_service, other, None, None, align=False)
     assert result.num_frames == FRAMES
     assert not result.subject_image[:, CANVAS[1] + 4 :].any(), "no pose drawn for a photo without a person"
 
@@ -190,11 +194,11 @@ def test_photo_without_a_person_is_a_friendly_error(app_service, posed):
 # ----------------------------------------------------------------------------- preview, render
 def test_preview_and_render_on_real_poses(app_service, posed):
     session, _, _ = posed
-    image, used = app_service.preview(session, None, 1, FAST.with_(seed=5))
+    image, used = render_step.preview(app_service, session, None, 1, replace(FAST, seed=5))
     assert image.shape == (*CANVAS, 3) and image.dtype == np.uint8
     assert "Frame 1" in used and "seed 5" in used
 
-    out = app_service.render(session, None, 0, FRAMES - 1, FAST)
+    out = render_step.render(app_service, session, None, 0, FRAMES - 1, FAST)
     assert not out.cancelled and out.num_frames == FRAMES and out.fps == FPS
     reader = imageio_ffmpeg.read_frames(str(out.video))
     meta = next(reader)

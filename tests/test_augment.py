@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from dreampose.training.augment import CropBox, CropScale, augment_pair, crop_image, crop_pose
+from dreampose.training.augment import CropBox, crop_image, crop_pose
+from dreampose.training.settings import CropScale
 
 
 def marked_pair(size: int = 64, pose_size: int = 64, y: int = 40, x: int = 20):
@@ -32,7 +33,8 @@ def test_marker_stays_aligned_through_random_crops(pose_size):
     crop = CropScale(0.6, 0.9)
     moved = 0
     for _ in range(20):
-        out_image, out_uv = augment_pair(image, uv, crop, generator)
+        box = crop.sample(generator)  # one box for both, as finetuning and the dataset do
+        out_image, out_uv = crop_image(image, box), crop_pose(uv, box)
         assert out_image.shape == image.shape and out_uv.shape == uv.shape
         image_mark = out_image[..., 0] > 127
         pose_mark = out_uv[0] > 0

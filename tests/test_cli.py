@@ -57,15 +57,18 @@ def test_preview_writes_a_png(files):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--frame", "9"], "frame 9 is out of range"),
-        (["--image-guidance", "-2"], "image_guidance_scale must be 0 or more"),
+        (["--frame", "9"], "--frame 9 does not exist: the poses have frames 0 to 4"),
+        (["--image-guidance", "-2"], "image_guidance_scale must be a number from 0 to 30"),
+        (["--pose-guidance", "inf"], "pose_guidance_scale must be a number from 0 to 30"),
         (["--height", "100"], "multiple of 64"),
+        (["--seed", str(2**70)], "the seed must be a whole number from 0 to 2**63 - 1"),
     ],
 )
 def test_bad_input_exits_2_with_one_clear_line(files, capsys, extra, message):
     assert main(["preview", *common(files), "--output", str(files / "x.png"), *extra]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+    assert "Loading pipeline" not in err, "bad settings are refused before the model loads"
 
 
 def test_bad_frame_range(files, capsys):
@@ -100,11 +103,11 @@ def subject_pose_file(path, body: bool = True):
 def test_subject_pose_aligns_the_driving_poses_to_the_subject(files, tmp_path):
     """--subject-pose: the first driving body takes the subject's height, centre and feet line."""
     from dreampose.cli import build_parser
-    from dreampose.cli.render_args import load_poses_from_args
+    from dreampose.cli.options import render_inputs
 
     subject = subject_pose_file(tmp_path / "subject.npz")
     argv = ["preview", *common(files), "--output", str(tmp_path / "a.png"), "--subject-pose", str(subject)]
-    aligned = load_poses_from_args(build_parser().parse_args(argv))
+    _, aligned = render_inputs(build_parser().parse_args(argv))
     rows, cols = np.nonzero(aligned.labels[0])
     assert (rows.min(), rows.max() + 1) == pytest.approx((20, 60), abs=1)  # same height and ground line
     assert (cols.min() + cols.max() + 1) / 2 == pytest.approx(32, abs=1)  # same horizontal centre

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dreampose.training.data import PairDataset, find_videos
-from dreampose.training.losses import ConditionDropout
+from dreampose.training.settings import ConditionDropout
 from pose_extraction.pose_sequence import PoseSequence
 from tests.helpers.training import write_dataset
 

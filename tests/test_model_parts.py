@@ -8,8 +8,8 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from dreampose.model.adapter import ImageAdapter
-from dreampose.model.conditioning import pose_condition, pose_window
 from dreampose.model.guidance import dual_guidance
+from dreampose.model.pose_window import pose_condition, pose_window
 from dreampose.model.tiny import tiny_stable_diffusion
 from dreampose.model.unet import num_pose_frames_of, widen_conv_in
 

@@ -11,14 +11,15 @@ import os
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from dreampose.model.tiny import tiny_pipeline
 from dreampose.parallel import Shard, callback_chunk_renderer, render_sharded, split_frames, stitch
+from dreampose.render import render_frames
 from tests.helpers import parallel_worker as worker
 
 TESTS = Path(__file__).resolve().parent
@@ -124,14 +125,8 @@ def two_process_result(tmp_path_factory) -> dict[str, np.ndarray]:
 
 def _single_process(same_noise: bool) -> np.ndarray:
     image, poses = worker.inputs()
-    return tiny_pipeline(seed=0)(
-        image,
-        poses,
-        generator=torch.Generator().manual_seed(7),
-        same_noise_for_all_frames=same_noise,
-        output_type="np",
-        **worker.CALL,
-    ).frames
+    settings = replace(worker.SETTINGS, noise_per_frame=not same_noise)
+    return np.stack(render_frames(tiny_pipeline(seed=0), image, poses, settings).frames)
 
 
 @pytest.mark.parametrize("name, same_noise", [("shared", True), ("per_frame", False)])

@@ -114,8 +114,7 @@ def test_guidance_weights_decide_what_the_output_depends_on(tiny_pipe, subject_i
 
 @pytest.mark.parametrize("scheduler", ["ddim", "dpm++", "euler"])
 def test_other_schedulers_run(tiny_pipe, subject_image, poses, scheduler):
-    tiny_pipe.set_scheduler(scheduler)
-    out = render(tiny_pipe, subject_image, poses, frames=[0], num_inference_steps=3)
+    out = render(tiny_pipe, subject_image, poses, frames=[0], num_inference_steps=3, scheduler=scheduler)
     assert out.shape == (1, SIZE, SIZE, 3) and np.isfinite(out).all()
 
 
@@ -147,13 +146,15 @@ def test_poses_of_another_size_are_fitted_to_the_canvas(tiny_pipe, subject_image
         ({"poses": np.full((2, 2, SIZE, SIZE), 2.0, np.float32)}, r"in \[0, 1\]"),
         ({"frames": [7]}, "out of range"),
         ({"frames": []}, "no frames"),
-        ({"image_guidance_scale": -1.0}, "image_guidance_scale must be 0 or more"),
-        ({"pose_guidance_scale": -0.5}, "pose_guidance_scale must be 0 or more"),
-        ({"num_inference_steps": 0}, "at least 1"),
+        ({"image_guidance_scale": -1.0}, "image_guidance_scale must be a number from 0 to 30"),
+        ({"pose_guidance_scale": -0.5}, "pose_guidance_scale must be a number from 0 to 30"),
+        ({"image_guidance_scale": float("inf")}, "image_guidance_scale must be a number from 0 to 30"),
+        ({"pose_guidance_scale": 1e30}, "pose_guidance_scale must be a number from 0 to 30"),
+        ({"num_inference_steps": 0}, "from 1 to 1000"),
         ({"height": 100}, "multiple of 64"),
         ({"width": 0}, "multiple of 64"),
-        ({"image": np.zeros((8, 8, 5), np.uint8)}, "RGB"),
-        ({"image": np.zeros((8, 8, 3), np.float32)}, "uint8"),
+        ({"image": np.zeros((8, 8, 5), np.uint8)}, "H x W x 3"),
+        ({"image": np.zeros((8, 8, 3), np.float32)}, "integers"),
     ],
 )
 def test_bad_input_is_a_clear_value_error(tiny_pipe, subject_image, poses, change, message):

@@ -10,9 +10,14 @@ from pose_extraction.tracking import (
     box_iou,
     format_frame_list,
     nearest_found,
-    track_person,
 )
 from tests.helpers.poses import person
+
+
+def track_person(frames):
+    """The tracked person of each frame, as extraction feeds the tracker frame by frame."""
+    tracker = PersonTracker()
+    return [tracker.update(people) for people in frames]
 
 
 def test_box_iou_known_values():

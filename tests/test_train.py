@@ -9,8 +9,8 @@ from safetensors.torch import load_file
 from dreampose.cli import main as cli_main
 from dreampose.model.pipeline import DreamPosePipeline
 from dreampose.model.tiny import tiny_pipeline
-from dreampose.training.losses import ConditionDropout
-from dreampose.training.train import TrainSettings, train
+from dreampose.training.settings import TrainSettings
+from dreampose.training.train import train
 from tests.helpers.training import write_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -75,7 +75,9 @@ def test_training_lowers_the_loss_and_writes_samples(tmp_path, base_dir, dataset
             "sample_every": 16,
             "gradient_accumulation_steps": 1,
         },
-        dropout=ConditionDropout(0, 0, 0),
+        pose_dropout=0,
+        image_dropout=0,
+        both_dropout=0,
         sample_steps=2,
     )
     result = train(base_dir, dataset, tmp_path / "out", settings)

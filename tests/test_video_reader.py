@@ -6,14 +6,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pose_extraction.video_reader import (
-    VideoLimits,
-    VideoStream,
-    probe_video,
-    read_image,
-    read_video,
-)
+from pose_extraction.images import read_image
+from pose_extraction.video_reader import VideoLimits, VideoStream, probe_video
 from tests.helpers.poses import H264, encode, frame_index, marked_frames
+
+
+def read_video(path, **request) -> tuple[np.ndarray, float]:
+    """All frames of a short clip at once, and the rate they were read at."""
+    stream = VideoStream(path, **request)
+    return np.stack(list(stream)), stream.fps
+
 
 N, FPS = 24, 12.0  # 2 seconds of 48 x 64 frames
 

@@ -1,4 +1,4 @@
-"""Per-session storage and upload checks for the Gradio app.
+"""Per-session storage for the Gradio app.
 
 Every browser tab (or ``gradio_client.Client``) gets one :class:`Session`: a private folder
 named by an unguessable id that holds everything the user made (the photos, the poses,
@@ -7,13 +7,16 @@ objects means it survives errors in later steps and crosses process boundaries (
 runs GPU functions in a forked worker). :class:`SessionStore` removes a session's folder
 when the tab closes or after it has been idle for ``ttl_s`` seconds.
 
-Uploads are judged by their content, never by their file name: a photo must decode as an
-image, a video must probe as a video, a pose file must load as one. Limits come from
-environment variables so a public Space can be stricter than a local install.
+Long steps run as *jobs* (:meth:`Session.job`): each step kind has its own cancel event,
+so "Cancel rendering" stops the render and nothing else. A session with a running job is
+never swept, idleness counts from the end of the last step, and closing a session cancels
+its jobs and waits for them to stop before its folder is deleted: nothing is written into
+a deleted folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -22,127 +25,19 @@ import tempfile
 import threading
 import time
 import uuid
-import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from dreampose.app.uploads import AppLimits
 
 log = logging.getLogger(__name__)
 
 
-class UserError(ValueError):
-    """A problem the user can fix; its message is shown to them as it is."""
-
-
-# ----------------------------------------------------------------------------- limits
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"environment variable {name} must be a number; got {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"environment variable {name} must be positive; got {raw!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class AppLimits:
-    """What one request may ask for. Defaults suit a public Space on one GPU."""
-
-    max_upload_mb: float = 50.0  # any single uploaded file
-    max_video_seconds: float = 30.0  # the selected part of a driving video
-    max_pixels: int = 3840 * 2160  # one photo or video frame (width x height)
-    max_pose_frames: int = 300  # frames in a pose sequence (extracted or uploaded)
-    max_render_frames: int = 120  # frames in one render
-    max_finetune_steps: int = 1000  # UNet + VAE finetuning steps together
-    session_ttl_s: float = 3 * 3600.0  # idle sessions are deleted after this long
-
-    @classmethod
-    def from_env(cls) -> AppLimits:
-        """Read ``DREAMPOSE_MAX_*`` and ``DREAMPOSE_SESSION_TTL`` (seconds) over the defaults."""
-        d = cls()
-        return cls(
-            max_upload_mb=_env_number("DREAMPOSE_MAX_UPLOAD_MB", d.max_upload_mb),
-            max_video_seconds=_env_number("DREAMPOSE_MAX_VIDEO_SECONDS", d.max_video_seconds),
-            max_pixels=int(_env_number("DREAMPOSE_MAX_PIXELS", d.max_pixels)),
-            max_pose_frames=int(_env_number("DREAMPOSE_MAX_POSE_FRAMES", d.max_pose_frames)),
-            max_render_frames=int(_env_number("DREAMPOSE_MAX_RENDER_FRAMES", d.max_render_frames)),
-            max_finetune_steps=int(_env_number("DREAMPOSE_MAX_FINETUNE_STEPS", d.max_finetune_steps)),
-            session_ttl_s=_env_number("DREAMPOSE_SESSION_TTL", d.session_ttl_s),
-        )
-
-
-# ----------------------------------------------------------------------------- upload checks
-def check_upload_size(path: str | os.PathLike, limits: AppLimits, what: str) -> Path:
-    """The upload as a Path, refused when missing, empty or over the size limit."""
-    if path is None or str(path) == "":
-        raise UserError(f"Please add {what} first.")
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"The {what} upload did not arrive; please upload it again.")
-    size = path.stat().st_size
-    if size == 0:
-        raise UserError(f"The {what} file is empty; please upload it again.")
-    if size > limits.max_upload_mb * 1e6:
-        raise UserError(
-            f"The {what} is {size / 1e6:.0f} MB, more than the {limits.max_upload_mb:g} MB this app accepts. "
-            "Please upload a smaller file."
-        )
-    return path
-
-
-def read_photo(path: str | os.PathLike, limits: AppLimits):
-    """Decode a subject photo (RGB uint8, upright), refusing non-images and huge pictures."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    path = check_upload_size(path, limits, "subject photo")
-    try:
-        with Image.open(path) as img:
-            if img.width * img.height > limits.max_pixels:
-                raise UserError(
-                    f"The photo is {img.width} x {img.height} pixels, more than this app accepts "
-                    f"({limits.max_pixels / 1e6:.1f} megapixels). Please use a smaller photo."
-                )
-            import numpy as np
-
-            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"), dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError) as e:
-        raise UserError(
-            "The subject photo is not a picture this app can read; please upload a JPEG or PNG."
-        ) from e
-
-
-def driving_kind(path: Path, limits: AppLimits) -> str:
-    """``"npz"`` (a DreamPose pose file), ``"official_zip"`` or ``"video"``, from the content.
-
-    An ``.npz`` is a zip of ``.npy`` arrays named after the pose-file fields; the official
-    DreamPose poses are a zip of ``frame_N_densepose.npy`` files; anything else must be a
-    video (the video reader then decides whether it really is one). Zips that would
-    unpack to far more than the upload limit are refused before anything is unpacked.
-    """
-    if not zipfile.is_zipfile(path):
-        return "video"
-    try:
-        with zipfile.ZipFile(path) as z:
-            infos = [i for i in z.infolist() if not i.is_dir()]
-    except (zipfile.BadZipFile, OSError) as e:
-        raise UserError("The uploaded zip file is damaged; please create it again.") from e
-    if sum(i.file_size for i in infos) > 20 * limits.max_upload_mb * 1e6:
-        raise UserError("The uploaded zip unpacks to far more data than this app accepts.")
-    names = {i.filename for i in infos}
-    if {"uv.npy", "labels.npy"} <= names:
-        return "npz"
-    if any(n.endswith(".npy") for n in names):
-        return "official_zip"
-    raise UserError(
-        "The uploaded zip holds neither a DreamPose pose file (.npz) nor the official "
-        "frame_N_densepose.npy pose files. Upload a video instead, or one of those pose files."
-    )
-
-
 # ----------------------------------------------------------------------------- sessions
+class SessionClosed(Exception):
+    """The session was closed (tab closed or expired) while one of its jobs ran."""
+
+
 @dataclass
 class Session:
     """One user's private folder. File names are fixed here so every step finds the others' work."""
@@ -150,6 +45,9 @@ class Session:
     id: str
     folder: Path
     last_used: float
+    jobs: dict[str, threading.Event] = field(default_factory=dict)  # step kind -> its cancel event
+    closed: bool = False
+    _idle: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     @property
     def photos_dir(self) -> Path:
@@ -163,36 +61,74 @@ class Session:
     def raw_poses_path(self) -> Path:  # driving poses as extracted or uploaded
         return self.folder / "poses_raw.npz"
 
-    @property
-    def subject_pose_path(self) -> Path:  # the main photo's own pose
-        return self.folder / "subject_pose.npz"
+    # ------------------------------------------------------------------ jobs
+    @contextlib.contextmanager
+    def job(self, kind: str):
+        """Run a step of ``kind`` (e.g. "render"): yields its cancel event. One job of a kind
+        at a time; the session counts as in use until the step ends."""
+        with self._idle:
+            if self.closed:
+                raise SessionClosed
+            if kind in self.jobs:
+                from dreampose.app.messages import UserError
+
+                raise UserError(
+                    f"This step ({kind}) is already running in this tab; wait for it or cancel it."
+                )
+            cancel = threading.Event()
+            self.jobs[kind] = cancel
+        try:
+            yield cancel
+        finally:
+            with self._idle:
+                self.jobs.pop(kind, None)
+                self.last_used = time.monotonic()  # idle from the end of the step
+                self._idle.notify_all()
+
+    def cancel(self, kind: str | None = None) -> bool:
+        """Ask the running job of ``kind`` (or every job) to stop; True if one was running."""
+        with self._idle:
+            events = (
+                list(self.jobs.values()) if kind is None else [self.jobs[kind]] if kind in self.jobs else []
+            )
+        for event in events:
+            event.set()
+        return bool(events)
 
     @property
-    def subject_model_dir(self) -> Path:  # the finetuned subject (from_pretrained-loadable)
-        return self.folder / "subject_model"
+    def busy(self) -> bool:
+        return bool(self.jobs)
 
-    @property
-    def renders_dir(self) -> Path:
-        return self.folder / "renders"
+    def close(self, wait_s: float = 600.0) -> None:
+        """Cancel the jobs, wait for them to end, then delete the folder."""
+        with self._idle:
+            self.closed = True
+        self.cancel()
+        with self._idle:
+            self._idle.wait_for(lambda: not self.jobs, timeout=wait_s)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
+    # ------------------------------------------------------------------ files
     def path(self, name: str) -> Path:
         """A file inside this session's folder; refuses names that would leave it."""
         target = (self.folder / name).resolve()
         if self.folder.resolve() not in target.parents:
             raise ValueError(f"{name!r} is not a file name inside the session folder")
+        if self.closed:
+            raise SessionClosed
         target.parent.mkdir(parents=True, exist_ok=True)
         return target
 
     def store_photos(self, photos: list) -> list[Path]:
         """Keep copies of the subject photos (named by content hash, in upload order)."""
+        from PIL import Image
+
         self.photos_dir.mkdir(parents=True, exist_ok=True)
         kept = []
         for i, rgb in enumerate(photos):
             digest = hashlib.sha256(rgb.tobytes() + str(rgb.shape).encode()).hexdigest()[:16]
             target = self.photos_dir / f"{i:02d}_{digest}.png"
             if not target.exists():
-                from PIL import Image
-
                 for old in self.photos_dir.glob(f"{i:02d}_*.png"):
                     old.unlink()
                 Image.fromarray(rgb).save(target)
@@ -233,18 +169,20 @@ class SessionStore:
             return session
 
     def close(self, session_id: str | None) -> None:
-        """Delete a session and its folder (the tab was closed, or it expired)."""
+        """Delete a session and its folder (the tab was closed, or it expired), after
+        stopping its running jobs."""
         with self._lock:
             session = self._sessions.pop(session_id or "", None)
         if session is not None:
-            shutil.rmtree(session.folder, ignore_errors=True)
+            session.close()
             log.info("closed session %s", session.id[:8])
 
     def sweep(self) -> None:
-        """Close every session idle for longer than ``ttl_s``."""
+        """Close every session idle for longer than ``ttl_s``; a session with a running job
+        is in use, however long the job takes."""
         now = time.monotonic()
         with self._lock:
-            expired = [s.id for s in self._sessions.values() if now - s.last_used > self.ttl_s]
+            expired = [s.id for s in self._sessions.values() if not s.busy and now - s.last_used > self.ttl_s]
         for session_id in expired:
             self.close(session_id)
 
@@ -252,5 +190,8 @@ class SessionStore:
         return len(self._sessions)
 
     def close_all(self) -> None:
+        """Close every session (at server shutdown) and remove the root folder if it is empty."""
         for session_id in list(self._sessions):
             self.close(session_id)
+        with contextlib.suppress(OSError):
+            self.root.rmdir()

@@ -1,28 +1,39 @@
 """The `dreampose` command line: one parser, one subcommand per module in `dreampose.cli`.
 
 `python -m dreampose` and the `dreampose` console script both land here. Each command
-module defines ``add_parser(subparsers)`` and keeps heavy imports (torch, diffusers) inside
-the function it runs, so `dreampose --help` stays instant.
+module defines ``add_parser(subparsers)`` and ``run(args)``, and keeps heavy imports
+(torch, diffusers) inside ``run``, so `dreampose --help` stays instant. Options that come
+from settings dataclasses are made by ``dreampose.cli.options``.
+
+Every error ends as one line on stderr saying what failed and what to do, and a non-zero
+exit code; ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
 # Order is the order shown in `dreampose --help`.
 COMMANDS = (
+    "download",
     "extract_poses",
     "preview",
     "render",
-    "convert",
-    "convert_densepose",
-    "tiny_model",
     "finetune",
+    "convert",
+    "push_to_hub",
+    "evaluate",
+    "tiny_model",
     "train",
     "prepare_dataset",
+    "convert_densepose",
 )
+EXIT_USER_ERROR = 2
+EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dreampose",
         description="Animate a photo of a person with a driving video (DreamPose).",
     )
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks of errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         try:
@@ -46,13 +58,37 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, PermissionError) as e:
-        # User mistakes: one clear sentence, no traceback.
-        print(f"dreampose {args.command}: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"dreampose {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        if args.debug:
+            raise
+        code, text = explain(e)
+        print(f"dreampose {args.command}: error: {text}", file=sys.stderr)
+        return code
+
+
+def explain(error: BaseException) -> tuple[int, str]:
+    """(exit code, one line for the user) for any error a command can end with."""
+    if isinstance(error, (ValueError, FileNotFoundError)):  # the user's input: the message says it
+        return EXIT_USER_ERROR, str(error)
+    if isinstance(error, MemoryError) or "out of memory" in str(error).lower():
+        return EXIT_FAILURE, (
+            "not enough memory for this job; render fewer frames at once (--batch-frames 1), use "
+            "--cpu-offload on a small GPU, or close other programs"
+        )
+    if isinstance(error, OSError):
+        where = f" ({error.filename})" if error.filename else ""
+        if error.errno == errno.ENOSPC:
+            return EXIT_FAILURE, f"the disk is full{where}; free some space or choose another output folder"
+        if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return EXIT_USER_ERROR, f"no permission to write{where}; choose another output folder"
+        return EXIT_FAILURE, f"{error.strerror or error}{where}"
+    return EXIT_FAILURE, (
+        f"unexpected {type(error).__name__}: {error} (run again with `dreampose --debug ...` for the "
+        "traceback, and please report it)"
+    )
 
 
 if __name__ == "__main__":

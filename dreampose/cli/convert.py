@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from dreampose import paper
+from dreampose.model.conditioning import NUMERICS
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("convert", help="convert official DreamPose .pth checkpoints")
     parser.add_argument(
-        "--base-model", default="CompVis/stable-diffusion-v1-4", help="Stable Diffusion 1.x hub id or folder"
+        "--base-model",
+        default=paper.BASE_MODEL,
+        help=f"Stable Diffusion 1.x hub id or folder (default {paper.BASE_MODEL})",
     )
     parser.add_argument(
-        "--image-encoder", default="openai/clip-vit-base-patch32", help="CLIP vision hub id or folder"
+        "--image-encoder",
+        default=paper.IMAGE_ENCODER,
+        help=f"CLIP vision hub id or folder (default {paper.IMAGE_ENCODER})",
     )
     parser.add_argument("--unet", required=True, help="official unet_epoch_N.pth")
     parser.add_argument("--adapter", required=True, help="official adapter_N.pth")
     parser.add_argument("--vae", default=None, help="official vae_N.pth (subject models; optional)")
     parser.add_argument(
         "--numerics",
-        choices=("official", "dreampose"),
+        choices=NUMERICS,
         default="official",
         help="input conventions saved in the model: 'official' reproduces the official inference "
         "code (default); 'dreampose' uses this project's convention",
@@ -26,11 +35,14 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from dreampose.files import atomic_dir, writable_folder
     from dreampose.model.convert import convert_official
 
+    writable_folder(Path(args.output).parent, min_free_bytes=6 * 2**30)  # about 5 GB of weights
     pipe = convert_official(
         args.base_model, args.image_encoder, args.unet, args.adapter, args.vae, numerics=args.numerics
     )
-    pipe.save_pretrained(args.output, safe_serialization=True)
+    with atomic_dir(args.output) as tmp:
+        pipe.save_pretrained(tmp, safe_serialization=True)
     print(f"wrote {args.output} (numerics: {args.numerics})")
     return 0

@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dreampose.cli.options import add_densepose_arguments, add_device_arguments
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from pose_extraction.extract import DEFAULT_BATCH_SIZE
+    from pose_extraction.video_reader import VideoLimits
+
     parser = subparsers.add_parser(
         "extract-poses",
         help="run DensePose on a video or photo and write a pose file (.npz)",
@@ -21,12 +26,27 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
     parser.add_argument("--start", type=float, help="start at this time (seconds)")
     parser.add_argument("--end", type=float, help="stop at this time (seconds)")
-    parser.add_argument("--densepose-weights", help="DensePose weights file or URL (default: download)")
-    parser.add_argument("--pose-backend", choices=("native", "detectron2"), default="native")
-    parser.add_argument("--device", help="torch device, e.g. cpu or cuda (default: cuda when available)")
-    parser.add_argument("--batch-size", type=int, default=8, help="frames per DensePose batch (default 8)")
-    parser.add_argument("--max-duration", type=float, default=600.0, help="refuse longer parts (seconds)")
-    parser.add_argument("--max-pixels", type=int, default=4096 * 2304, help="refuse larger frames (pixels)")
+    add_densepose_arguments(parser)
+    add_device_arguments(parser, dtype=False)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"frames per DensePose batch (default {DEFAULT_BATCH_SIZE})",
+    )
+    limits = VideoLimits()
+    parser.add_argument(
+        "--max-duration",
+        type=float,
+        default=limits.max_duration_s,
+        help=f"refuse longer parts (default {limits.max_duration_s:g} s)",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=limits.max_pixels,
+        help=f"refuse larger video frames (default {limits.max_pixels} pixels)",
+    )
     parser.add_argument("--preview", type=Path, help="also write a preview video (mp4) of the poses")
     parser.add_argument(
         "--export-official", type=Path, metavar="DIR", help="also write frame_N_densepose.npy files"
@@ -84,22 +104,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_paths(args: argparse.Namespace) -> None:
-    """Fail on naming mistakes before spending minutes on DensePose."""
-    if args.output.suffix != ".npz":
-        raise ValueError(f"--output must end in .npz; got {args.output.name}")
-    if args.preview and args.preview.suffix.lower() != ".mp4":
-        raise ValueError(f"--preview must end in .mp4; got {args.preview.name}")
+    """Fail on naming mistakes, unwritable outputs or a full disk before spending minutes on DensePose."""
+    from dreampose.files import writable_file, writable_folder
+
     if not args.input.exists():
         raise FileNotFoundError(f"input not found: {args.input}")
+    writable_file(args.output, suffixes=(".npz",))
+    if args.preview:
+        writable_file(args.preview, suffixes=(".mp4",))
+    if args.export_official:
+        writable_folder(args.export_official.parent)
 
 
 def _load_extractor(args: argparse.Namespace):
     """The DensePose backend chosen on the command line (tests replace this function)."""
-    from pose_extraction.densepose import load_extractor
+    from dreampose.loading import load_densepose
 
-    device = args.device
-    if device is None:
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return load_extractor(backend=args.pose_backend, weights=args.densepose_weights, device=device)
+    return load_densepose(args.densepose_weights, args.pose_backend, args.device)

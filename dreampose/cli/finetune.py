@@ -5,8 +5,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 
+from dreampose.cli.options import (
+    add_densepose_arguments,
+    add_device_arguments,
+    add_settings_arguments,
+    settings_from_args,
+)
+
 
 def add_parser(subparsers) -> None:
+    from dreampose.training.settings import FinetuneSettings
+
     parser = subparsers.add_parser(
         "finetune",
         help="finetune a DreamPose model on photos of one subject",
@@ -17,33 +26,17 @@ def add_parser(subparsers) -> None:
             "--resume continues it."
         ),
     )
-    parser.add_argument("--model", required=True, help="base DreamPose model: folder or hub id")
+    parser.add_argument(
+        "--model", default=None, help="base DreamPose model: folder or hub id (default: as for render)"
+    )
     parser.add_argument("--image", action="append", required=True, help="subject photo (repeat for several)")
     parser.add_argument(
         "--poses", help="pose file (.npz) with one frame per --image, in order; default: extract"
     )
     parser.add_argument("--output", required=True, help="folder for the subject model")
-    parser.add_argument("--unet-steps", type=int, default=500)
-    parser.add_argument("--vae-steps", type=int, default=1500)
-    parser.add_argument("--unet-lr", type=float, default=1e-5)
-    parser.add_argument("--vae-lr", type=float, default=5e-5)
-    parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument(
-        "--lora-rank", type=int, default=0, help="train a rank-R LoRA instead of the whole UNet"
-    )
-    parser.add_argument("--height", type=int, default=640)
-    parser.add_argument("--width", type=int, default=512)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default="auto")
-    parser.add_argument("--8bit-adam", dest="use_8bit_adam", action="store_true", help="needs bitsandbytes")
-    parser.add_argument(
-        "--no-gradient-checkpointing",
-        dest="gradient_checkpointing",
-        action="store_false",
-        help="faster, more memory",
-    )
-    parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
-    parser.add_argument("--device", help="torch device (default: cuda if available)")
+    add_settings_arguments(parser, FinetuneSettings)
+    add_device_arguments(parser, dtype=False)  # trained weights stay fp32; see --mixed-precision
+    add_densepose_arguments(parser)
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --output")
     parser.set_defaults(func=run)
 
@@ -51,28 +44,18 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import threading
 
-    from dreampose.training.finetune import FinetuneSettings, finetune
+    from dreampose.loading import load_densepose, resolve_model
+    from dreampose.training.finetune import finetune
+    from dreampose.training.settings import FinetuneSettings
 
+    settings = settings_from_args(FinetuneSettings, args)
+    extractor = None
+    if args.poses is None:  # each photo's pose is extracted
+        extractor = load_densepose(args.densepose_weights, args.pose_backend, args.device)
     cancel = threading.Event()
-
-    settings = FinetuneSettings(
-        unet_steps=args.unet_steps,
-        unet_lr=args.unet_lr,
-        vae_steps=args.vae_steps,
-        vae_lr=args.vae_lr,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        height=args.height,
-        width=args.width,
-        lora_rank=args.lora_rank,
-        mixed_precision=args.mixed_precision,
-        gradient_checkpointing=args.gradient_checkpointing,
-        use_8bit_adam=args.use_8bit_adam,
-        checkpoint_every=args.checkpoint_every,
-    )
     with stop_on_interrupt(cancel):
         result = finetune(
-            args.model,
+            resolve_model(args.model),
             args.image,
             args.output,
             poses=args.poses,
@@ -81,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume,
             show_progress=True,
             device=args.device,
+            extractor=extractor,
         )
     if result.cancelled:
         print(f"stopped; a checkpoint is in {result.output} (continue with --resume)")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dreampose.cli.options import add_densepose_arguments, add_device_arguments
+
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".avi", ".mkv")
 
 
@@ -22,18 +24,16 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--output", "-o", type=Path, required=True, help="dataset folder to write")
     parser.add_argument("--fps", type=float, help="resample to this frame rate (default: the video's)")
     parser.add_argument("--max-frames", type=int, help="at most this many frames per video")
-    parser.add_argument("--pose-backend", choices=("native", "detectron2"), default="native")
-    parser.add_argument("--densepose-weights", help="DensePose weights file or URL (default: download)")
-    parser.add_argument("--device", help="torch device (default: cuda when available)")
+    add_densepose_arguments(parser)
+    add_device_arguments(parser, dtype=False)
     parser.add_argument("--overwrite", action="store_true", help="redo videos that are already there")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
     from tqdm import tqdm
 
-    from pose_extraction.densepose import load_extractor
+    from dreampose.loading import load_densepose
 
     videos = (
         sorted(p for p in args.videos.glob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
@@ -42,8 +42,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if not videos:
         raise ValueError(f"no videos ({', '.join(VIDEO_SUFFIXES)}) found in {args.videos}")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    extractor = load_extractor(args.pose_backend, args.densepose_weights, device=device)
+    extractor = load_densepose(args.densepose_weights, args.pose_backend, args.device)
     failed = []
     for video in tqdm(videos, desc="videos", unit="video"):
         try:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dreampose.cli.render_args import (
-    add_render_arguments,
-    load_poses_from_args,
-    parse_frame_range,
-    settings_from_args,
-)
+from dreampose.cli.options import add_render_arguments, load_model, render_inputs
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("render", help="render the whole pose sequence to an mp4")
+    parser = subparsers.add_parser(
+        "render",
+        help="render the whole pose sequence to an mp4",
+        description="Render one video frame per pose frame. Several GPUs: "
+        "`accelerate launch --multi_gpu -m dreampose render ...` or `torchrun --nproc_per_node N -m dreampose render ...`.",
+    )
     add_render_arguments(parser)
     parser.add_argument("--output", required=True, help="output .mp4 (H.264, plays in browsers)")
     parser.add_argument("--frames", default=None, help="frame range START:END, END exclusive (default: all)")
@@ -21,35 +21,33 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from tqdm.auto import tqdm
-
     from dreampose import parallel
-    from dreampose import render as service
+    from dreampose.files import writable_file
 
-    settings = settings_from_args(args)
-    poses = load_poses_from_args(args)
+    settings, poses = render_inputs(args)
     frames = parse_frame_range(args.frames, len(poses))
+    writable_file(args.output, suffixes=(".mp4",))
     if parallel.is_distributed():  # started by `accelerate launch` or `torchrun`
         return run_distributed(args, settings, poses, frames)
-    pipe = service.load_pipeline(args.model, args.device, args.cpu_offload)
-    pipe.set_progress_bar_config(disable=True)  # one bar for the whole job instead
+    return run_single(args, settings, poses, frames)
+
+
+def run_single(args, settings, poses, frames) -> int:
+    from tqdm.auto import tqdm
+
+    from dreampose import render
+
+    pipe = load_model(args)
     with tqdm(desc="rendering", unit="step") as bar:
 
         def on_step(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
-        path, result = service.render_video(
-            pipe,
-            args.image,
-            poses,
-            args.output,
-            settings,
-            frames=frames,
-            fps=args.fps,
-            frames_dir=args.frames_dir,
-            on_step=on_step,
-        )
+        path, result = render.render_video(
+            pipe, args.image, poses, args.output, settings,
+            frames=frames, fps=args.fps, frames_dir=args.frames_dir, on_step=on_step,
+        )  # fmt: skip
     print(f"wrote {path} ({len(result.frames)} frames at {args.fps or poses.fps:g} fps)")
     return 0
 
@@ -62,26 +60,44 @@ def run_distributed(args, settings, poses, frames) -> int:
     """
     from pathlib import Path
 
-    from dreampose import parallel
-    from dreampose import render as service
+    from dreampose import parallel, render
     from pose_extraction.video_writer import write_mp4
 
     rank, _ = parallel.init_distributed()
-    pipe = service.load_pipeline(args.model, args.device or str(parallel.local_device()), args.cpu_offload)
-    pipe.set_progress_bar_config(disable=rank != 0)
+    if args.device is None:
+        args.device = str(parallel.local_device())
+    pipe = load_model(args)
     frames = frames if frames is not None else list(range(len(poses)))
 
     def render_chunk(chunk, on_frame):
-        return service.render_frames(pipe, args.image, poses, settings, frames=chunk, on_frame=on_frame)
+        return render.render_frames(pipe, args.image, poses, settings, frames=chunk, on_frame=on_frame)
 
     stitched = parallel.render_sharded(frames, parallel.callback_chunk_renderer(render_chunk))
     if stitched is None:  # not process 0
         return 0
-    output = Path(args.output) if stitched.complete else service.partial_path(Path(args.output))
+    output = Path(args.output) if stitched.complete else render.partial_path(Path(args.output))
     if stitched.frames:
         write_mp4(stitched.frames, output, args.fps or poses.fps)
-        service.save_pngs(args.frames_dir, stitched.frame_indices, stitched.frames)
-    for error in stitched.errors:
-        print(f"dreampose render: process {error}")
+        if args.frames_dir is not None:
+            render.save_pngs(args.frames_dir, stitched.frame_indices, stitched.frames)
+    for rank_failed, error in stitched.errors.items():
+        print(f"dreampose render: process {rank_failed} failed: {error}")
     print(f"wrote {output} ({len(stitched.frames)} of {len(frames)} frames)")
     return 0 if stitched.complete else 1
+
+
+def parse_frame_range(text: str | None, num_frames: int) -> list[int] | None:
+    """'START:END' (END exclusive, either may be empty) -> frame list; None = all frames."""
+    if text is None:
+        return None
+    start, sep, end = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        first = int(start) if start else 0
+        last = int(end) if end else num_frames
+    except ValueError:
+        raise ValueError(f"--frames must look like START:END (e.g. 0:48); got {text!r}") from None
+    if not 0 <= first < last <= num_frames:
+        raise ValueError(f"--frames {text} is outside the pose sequence's frames 0:{num_frames}")
+    return list(range(first, last))

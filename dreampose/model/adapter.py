@@ -18,6 +18,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from dreampose import paper
+
 
 class ImageAdapter(ModelMixin, ConfigMixin):
     @register_to_config
@@ -42,3 +44,20 @@ class ImageAdapter(ModelMixin, ConfigMixin):
         vae_tokens = self.vae2clip(self.pool(vae_latents).flatten(2))  # (B, C, D)
         tokens = torch.cat([clip_tokens, vae_tokens.to(clip_tokens.dtype)], dim=1)  # (B, T + C, D)
         return self.linear1(tokens.transpose(1, 2)).transpose(1, 2)  # (B, T, D)
+
+
+def adapter_for(image_encoder, vae, unet, training_size=(paper.HEIGHT, paper.WIDTH)) -> ImageAdapter:
+    """An identity-initialised adapter whose shapes fit these three models."""
+    vision = image_encoder.config
+    if unet.config.cross_attention_dim != vision.hidden_size:
+        raise ValueError(
+            f"the UNet attends to {unet.config.cross_attention_dim}-d embeddings but the image encoder "
+            f"gives {vision.hidden_size}-d tokens; use a Stable Diffusion 1.x UNet with a ViT-B CLIP"
+        )
+    scale = 2 ** (len(vae.config.block_out_channels) - 1)
+    return ImageAdapter(
+        clip_tokens=(vision.image_size // vision.patch_size) ** 2 + 1,
+        clip_dim=vision.hidden_size,
+        latent_channels=vae.config.latent_channels,
+        pooled_size=(training_size[0] // scale // 2, training_size[1] // scale // 2),
+    )

@@ -16,23 +16,20 @@ import numpy as np
 import PIL.Image
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
-from diffusers.schedulers import KarrasDiffusionSchedulers
+from diffusers.schedulers import KarrasDiffusionSchedulers, SchedulerMixin
 from diffusers.utils import BaseOutput
 from transformers import CLIPImageProcessor, CLIPVisionModel
 
-from dreampose.model.adapter import ImageAdapter  # imported here so save/load round-trips the adapter
-from dreampose.model.conditioning import (
-    check_numerics,
-    check_pose_array,
-    image_embedding,
-    load_rgb,
-    pose_condition,
-    vae_pixels,
-)
+from dreampose import paper
+from dreampose.model.adapter import ImageAdapter, adapter_for  # imported here so save/load round-trips it
+from dreampose.model.checks import check_guidance, check_size, check_steps
+from dreampose.model.conditioning import check_numerics, image_embedding, vae_pixels
 from dreampose.model.guidance import dual_guidance
+from dreampose.model.pose_window import check_pose_array, pose_condition
 from dreampose.model.schedulers import make_scheduler
 from dreampose.model.unet import num_pose_frames_of, widen_conv_in
 from pose_extraction.canvas import fit_image, fit_pose
+from pose_extraction.images import read_image
 from pose_extraction.pose_sequence import PoseSequence
 
 __all__ = ["DreamPosePipeline", "DreamPoseOutput", "ImageAdapter"]
@@ -80,10 +77,10 @@ class DreamPosePipeline(DiffusionPipeline):
     @classmethod
     def from_stable_diffusion(
         cls,
-        base_model: str = "CompVis/stable-diffusion-v1-4",
-        image_encoder: str = "openai/clip-vit-base-patch32",
-        num_pose_frames: int = 5,
-        training_size: tuple[int, int] = (640, 512),
+        base_model: str = paper.BASE_MODEL,
+        image_encoder: str = paper.IMAGE_ENCODER,
+        num_pose_frames: int = paper.NUM_POSE_FRAMES,
+        training_size: tuple[int, int] = (paper.HEIGHT, paper.WIDTH),
         **hub_kwargs,
     ) -> DreamPosePipeline:
         """A fresh DreamPose model for training: SD 1.x weights, widened UNet, identity adapter.
@@ -100,7 +97,7 @@ class DreamPosePipeline(DiffusionPipeline):
         processor = CLIPImageProcessor.from_pretrained(image_encoder, **hub_kwargs)
         widen_conv_in(unet, num_pose_frames)
         adapter = adapter_for(encoder, vae, unet, training_size)
-        return cls(vae, encoder, processor, unet, adapter, make_scheduler("pndm", scheduler.config))
+        return cls(vae, encoder, processor, unet, adapter, make_scheduler(paper.SAMPLER, scheduler.config))
 
     @property
     def num_pose_frames(self) -> int:
@@ -110,82 +107,59 @@ class DreamPosePipeline(DiffusionPipeline):
     def numerics(self) -> str:
         return self.config.numerics
 
-    def set_scheduler(self, name: str) -> None:
-        """Switch sampler by name (pndm, ddim, dpm++, euler), keeping the noise schedule."""
-        self.scheduler = make_scheduler(name, self.scheduler.config)
-
     # ------------------------------------------------------------------ calling
     @torch.no_grad()
     def __call__(
-        self,
-        image,
-        poses: PoseSequence | np.ndarray | torch.Tensor,
-        image_guidance_scale: float = 8.0,
-        pose_guidance_scale: float = 3.0,
-        num_inference_steps: int = 100,
-        frames: list[int] | range | None = None,
-        height: int = 640,
-        width: int = 512,
-        frame_batch_size: int = 1,
-        generator: torch.Generator | None = None,
-        same_noise_for_all_frames: bool = True,
-        output_type: str = "pil",
-        callback_on_step_end: StepCallback | None = None,
-        return_dict: bool = True,
+        self, image, poses, *, output_type: str = "pil", return_dict: bool = True, **sampling
     ) -> DreamPoseOutput | tuple:
-        """Render ``frames`` (default: all) of ``poses`` with the subject in ``image``.
+        """Render frames of ``poses`` with the subject in ``image``, all at once.
 
-        ``image`` is a path, PIL image or RGB array; it is fitted onto the height x width
-        canvas without distortion (letterbox), as are poses of another size. ``poses`` is a
-        PoseSequence or an array (N, 2, H, W) of U, V in [0, 1]. The seed is taken from
-        ``generator.initial_seed()`` so any frame renders the same whichever frames share
-        its call. ``callback_on_step_end(pipe, step, timestep, {"latents", "frame_indices"})``
-        runs after every denoising step; raising from it stops the render.
+        Takes every argument of :meth:`iter_frames` (``sampling``); ``output_type`` is "pil"
+        (a list of images) or "np" (uint8 (N, H, W, 3)).
         """
+        if output_type not in ("pil", "np"):
+            raise ValueError(f"output_type must be 'pil' or 'np'; got {output_type!r}")
         indices, chunks = [], []
-        for batch_indices, batch in self.iter_frames(
-            image,
-            poses,
-            image_guidance_scale=image_guidance_scale,
-            pose_guidance_scale=pose_guidance_scale,
-            num_inference_steps=num_inference_steps,
-            frames=frames,
-            height=height,
-            width=width,
-            frame_batch_size=frame_batch_size,
-            generator=generator,
-            same_noise_for_all_frames=same_noise_for_all_frames,
-            callback_on_step_end=callback_on_step_end,
-        ):
+        for batch_indices, batch in self.iter_frames(image, poses, **sampling):
             indices += batch_indices
             chunks.append(batch)
-        frames_out = np.concatenate(chunks)
+        frames = np.concatenate(chunks)
         if output_type == "pil":
-            frames_out = [PIL.Image.fromarray(f) for f in frames_out]
-        elif output_type != "np":
-            raise ValueError(f"output_type must be 'pil' or 'np'; got {output_type!r}")
+            frames = [PIL.Image.fromarray(f) for f in frames]
         if not return_dict:
-            return (frames_out, indices)
-        return DreamPoseOutput(frames=frames_out, frame_indices=indices)
+            return (frames, indices)
+        return DreamPoseOutput(frames=frames, frame_indices=indices)
 
     @torch.no_grad()
     def iter_frames(
         self,
         image,
-        poses,
-        image_guidance_scale: float = 8.0,
-        pose_guidance_scale: float = 3.0,
-        num_inference_steps: int = 100,
+        poses: PoseSequence | np.ndarray | torch.Tensor,
+        image_guidance_scale: float = paper.IMAGE_GUIDANCE,
+        pose_guidance_scale: float = paper.POSE_GUIDANCE,
+        num_inference_steps: int = paper.INFERENCE_STEPS,
+        scheduler: str | SchedulerMixin | None = None,
         frames: list[int] | range | None = None,
-        height: int = 640,
-        width: int = 512,
+        height: int = paper.HEIGHT,
+        width: int = paper.WIDTH,
         frame_batch_size: int = 1,
         generator: torch.Generator | None = None,
         same_noise_for_all_frames: bool = True,
         callback_on_step_end: StepCallback | None = None,
     ) -> Iterator[tuple[list[int], np.ndarray]]:
-        """Like ``__call__``, but yields (frame indices, uint8 frames) batch by batch, so a
-        caller keeps every finished frame if a later one fails or is cancelled."""
+        """Render ``frames`` (default: all) batch by batch, yielding (frame indices, uint8
+        frames (B, H, W, 3)), so a caller keeps every finished frame if a later one fails.
+
+        ``image`` is a path, PIL image or array; it is fitted onto the height x width canvas
+        without distortion (letterbox), as are poses of another size. ``poses`` is a
+        PoseSequence or an array (N, 2, H, W) of U, V in [0, 1]. ``scheduler`` is a sampler
+        name (pndm, ddim, dpm++, euler) or instance; default: a copy of the model's. Each
+        call samples with its own scheduler, so concurrent calls cannot disturb each other.
+        The seed is taken from ``generator.initial_seed()`` so any frame renders the same
+        whichever frames share its call. ``callback_on_step_end(pipe, step, timestep,
+        {"latents", "frame_indices"})`` runs after every denoising step; raising from it
+        stops the render.
+        """
         # 0. Check inputs
         uv = self.check_inputs(
             poses, image_guidance_scale, pose_guidance_scale, num_inference_steps, height, width
@@ -197,9 +171,10 @@ class DreamPosePipeline(DiffusionPipeline):
         dtype = self.unet.dtype
         latent_size = (height // self.vae_scale_factor, width // self.vae_scale_factor)
         seed = generator.initial_seed() if generator is not None else secrets.randbits(63)
+        scheduler = self.make_scheduler(scheduler)
 
         # 2. Place the subject and the poses on the canvas
-        subject = fit_image(load_rgb(image), height, width)
+        subject = fit_image(read_image(image), height, width)
         uv = self.fit_poses(uv, height, width).to(device)
 
         # 3. Encode the subject image once: the unconditional (black) and the real one
@@ -214,6 +189,7 @@ class DreamPosePipeline(DiffusionPipeline):
             pose = pose_condition(uv, batch, latent_size, self.num_pose_frames, self.numerics)
             noise = self.prepare_noise(batch, latent_size, seed, same_noise_for_all_frames)
             latents = self.denoise(
+                scheduler,
                 noise.to(device=device, dtype=dtype),
                 pose.to(dtype),
                 uncond_embeds,
@@ -226,6 +202,15 @@ class DreamPosePipeline(DiffusionPipeline):
                 callback_on_step_end,
             )
             yield batch, self.decode_latents(latents)
+        self.maybe_free_model_hooks()  # with CPU offload: move the last model off the GPU
+
+    def make_scheduler(self, scheduler: str | SchedulerMixin | None = None) -> SchedulerMixin:
+        """A new scheduler for one call: of the named kind, or like the model's own."""
+        if scheduler is None:
+            return type(self.scheduler).from_config(self.scheduler.config)
+        if isinstance(scheduler, str):
+            return make_scheduler(scheduler, self.scheduler.config)
+        return scheduler
 
     # ------------------------------------------------------------------ steps
     def check_inputs(self, poses, image_guidance_scale, pose_guidance_scale, steps, height, width):
@@ -240,17 +225,10 @@ class DreamPosePipeline(DiffusionPipeline):
                     "pose values must be DensePose U, V coordinates in [0, 1] (0 = no body); "
                     f"got values in [{uv.min().item():.3g}, {uv.max().item():.3g}]"
                 )
-        for name, scale in (
-            ("image_guidance_scale", image_guidance_scale),
-            ("pose_guidance_scale", pose_guidance_scale),
-        ):
-            if not scale >= 0:
-                raise ValueError(f"{name} must be 0 or more; got {scale}")
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"num_inference_steps must be a whole number of at least 1; got {steps}")
-        for name, size in (("height", height), ("width", width)):
-            if not isinstance(size, int) or size < 64 or size % 64:
-                raise ValueError(f"{name} must be a positive multiple of 64 (e.g. 640 x 512); got {size}")
+        check_guidance("image_guidance_scale", image_guidance_scale)
+        check_guidance("pose_guidance_scale", pose_guidance_scale)
+        check_steps(steps)
+        check_size(height, width)
         return uv
 
     @staticmethod
@@ -306,6 +284,7 @@ class DreamPosePipeline(DiffusionPipeline):
 
     def denoise(
         self,
+        scheduler,
         latents,
         pose,
         uncond_embeds,
@@ -320,26 +299,26 @@ class DreamPosePipeline(DiffusionPipeline):
         """Run the sampler on one frame batch. The three guidance branches, for every frame
         of the batch, share one UNet call: (∅, ∅), (c_I, c_P), (c_I, ∅)."""
         batch = latents.shape[0]
-        self.scheduler.set_timesteps(num_inference_steps, device=latents.device)
-        timesteps = self.scheduler.timesteps
+        scheduler.set_timesteps(num_inference_steps, device=latents.device)
+        timesteps = scheduler.timesteps
         if subject_latents is None:
-            latents = latents * self.scheduler.init_noise_sigma
+            latents = latents * scheduler.init_noise_sigma
         else:  # official: the subject's latents noised to the first timestep (strength 1)
-            latents = self.scheduler.add_noise(subject_latents.expand_as(latents), latents, timesteps[:1])
+            latents = scheduler.add_noise(subject_latents.expand_as(latents), latents, timesteps[:1])
         no_pose = torch.zeros_like(pose)
         pose_in = torch.cat([no_pose, pose, no_pose])
         embeds = torch.cat([uncond_embeds.expand(batch, -1, -1), cond_embeds.expand(2 * batch, -1, -1)])
 
         with self.progress_bar(total=len(timesteps)) as progress:
             for i, t in enumerate(timesteps):
-                model_input = self.scheduler.scale_model_input(torch.cat([latents] * 3), t)
+                model_input = scheduler.scale_model_input(torch.cat([latents] * 3), t)
                 model_input = torch.cat([model_input, pose_in], dim=1)
                 eps = self.unet(model_input, t, encoder_hidden_states=embeds).sample
                 eps_uncond, eps_image_pose, eps_image = eps.chunk(3)
                 eps = dual_guidance(
                     eps_uncond, eps_image, eps_image_pose, image_guidance_scale, pose_guidance_scale
                 )
-                latents = self.scheduler.step(eps, t, latents).prev_sample
+                latents = scheduler.step(eps, t, latents).prev_sample
                 if callback_on_step_end is not None:
                     out = callback_on_step_end(
                         self, i, int(t), {"latents": latents, "frame_indices": list(frame_indices)}
@@ -354,20 +333,3 @@ class DreamPosePipeline(DiffusionPipeline):
         images = self.vae.decode(latents / self.vae.config.scaling_factor).sample
         images = (images.float() / 2 + 0.5).clamp(0, 1)
         return (images.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).cpu().numpy()
-
-
-def adapter_for(image_encoder, vae, unet, training_size=(640, 512)) -> ImageAdapter:
-    """An identity-initialised adapter whose shapes fit these three models."""
-    vision = image_encoder.config
-    if unet.config.cross_attention_dim != vision.hidden_size:
-        raise ValueError(
-            f"the UNet attends to {unet.config.cross_attention_dim}-d embeddings but the image encoder "
-            f"gives {vision.hidden_size}-d tokens; use a Stable Diffusion 1.x UNet with a ViT-B CLIP"
-        )
-    scale = 2 ** (len(vae.config.block_out_channels) - 1)
-    return ImageAdapter(
-        clip_tokens=(vision.image_size // vision.patch_size) ** 2 + 1,
-        clip_dim=vision.hidden_size,
-        latent_channels=vae.config.latent_channels,
-        pooled_size=(training_size[0] // scale // 2, training_size[1] // scale // 2),
-    )

@@ -12,7 +12,8 @@ import torch
 from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
 from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
-from dreampose.model.pipeline import DreamPosePipeline, adapter_for
+from dreampose.model.adapter import adapter_for
+from dreampose.model.pipeline import DreamPosePipeline
 from dreampose.model.unet import widen_conv_in
 
 

@@ -11,7 +11,7 @@ import torch
 from diffusers import UNet2DConditionModel
 from torch import nn
 
-from dreampose.model.conditioning import POSE_CHANNELS, pose_channels
+from dreampose.model.pose_window import POSE_CHANNELS, pose_channels
 
 
 def widen_conv_in(unet: UNet2DConditionModel, num_pose_frames: int = 5) -> UNet2DConditionModel:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 
 
 @dataclass(frozen=True)
@@ -40,31 +39,6 @@ class CropBox:
         y1 = max(y0 + 1, min(frame_height, round((self.top + self.height) * frame_height)))
         x1 = max(x0 + 1, min(frame_width, round((self.left + self.width) * frame_width)))
         return y0, x0, y1, x1
-
-
-@dataclass(frozen=True)
-class CropScale:
-    """Random zoom: keep a crop of ``min_scale``..``max_scale`` of each side, resize it back.
-
-    The same scale is used for height and width, so people are never stretched. 1.0 and 1.0
-    turn the augmentation off.
-    """
-
-    min_scale: float = 0.8
-    max_scale: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not 0 < self.min_scale <= self.max_scale <= 1:
-            raise ValueError(
-                "crop scales must satisfy 0 < min_scale <= max_scale <= 1; "
-                f"got min_scale={self.min_scale}, max_scale={self.max_scale}"
-            )
-
-    def sample(self, generator: torch.Generator | None = None) -> CropBox:
-        """Draw a crop box (scale, then position) from ``generator``."""
-        u = torch.rand(3, generator=generator).tolist()
-        scale = self.min_scale + (self.max_scale - self.min_scale) * u[0]
-        return CropBox(top=(1 - scale) * u[1], left=(1 - scale) * u[2], height=scale, width=scale)
 
 
 def crop_image(image: np.ndarray, box: CropBox) -> np.ndarray:
@@ -90,11 +64,3 @@ def crop_pose(uv: np.ndarray, box: CropBox) -> np.ndarray:
     planes = np.ascontiguousarray(uv[..., y0:y1, x0:x1]).reshape(-1, y1 - y0, x1 - x0)
     out = np.stack([cv2.resize(p, (w, h), interpolation=cv2.INTER_NEAREST) for p in planes])
     return out.reshape(*lead, h, w)
-
-
-def augment_pair(
-    image: np.ndarray, uv: np.ndarray, crop: CropScale, generator: torch.Generator | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The same random crop applied to an image (H, W, 3) and its pose maps (..., h, w)."""
-    box = crop.sample(generator)
-    return crop_image(image, box), crop_pose(uv, box)

@@ -23,7 +23,6 @@ so the nearest-neighbour resize to the latents picks the same pixels it would at
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,9 +30,12 @@ import cv2
 import numpy as np
 import torch
 
-from dreampose.model.conditioning import load_rgb, pose_condition, pose_window
-from dreampose.training.augment import CropScale, crop_image, crop_pose
+from dreampose.files import atomic_file
+from dreampose.model.pose_window import pose_condition, pose_window
+from dreampose.training.augment import crop_image, crop_pose
+from dreampose.training.settings import CropScale
 from pose_extraction.canvas import fit_image, fit_pose
+from pose_extraction.images import read_image
 from pose_extraction.pose_sequence import PoseFileError, PoseSequence
 
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -136,7 +138,7 @@ class PairDataset(torch.utils.data.Dataset):
         }
 
     def frame(self, video: Video, index: int) -> np.ndarray:
-        return fit_image(load_rgb(video.frames[index]), self.height, self.width)
+        return fit_image(read_image(video.frames[index]), self.height, self.width)
 
     def pose_cache(self, v: int) -> np.ndarray:
         """Canvas-fitted poses of video ``v`` at 1/4 resolution (N, 2, H/4, W/4), memory-mapped."""
@@ -151,7 +153,8 @@ def _load_pose_cache(video: Video, cache_dir: Path, height: int, width: int) -> 
     if not path.is_file() or path.stat().st_mtime < source.stat().st_mtime:
         poses = _fitted_poses(video, height, width)
         try:
-            _save_atomic(path, poses)
+            with atomic_file(path) as tmp:
+                np.save(tmp, poses)
         except OSError:  # a read-only dataset: keep them in memory instead
             return poses
     return np.load(path, mmap_mode="r")
@@ -180,18 +183,6 @@ def _fitted_poses(video: Video, height: int, width: int) -> np.ndarray:
     uv, _, _ = fit_pose(sequence.uv, None, height, width)
     # every 4th pixel: exactly what nearest-neighbour resizing to 1/4 picks
     return np.ascontiguousarray(uv[:, :, ::POSE_CACHE_STRIDE, ::POSE_CACHE_STRIDE][:, :, :small_h, :small_w])
-
-
-def _save_atomic(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npy", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def collate(items: list[dict]) -> dict[str, torch.Tensor]:

@@ -26,7 +26,7 @@ Output folder:
 - full mode: a ``DreamPosePipeline.save_pretrained`` folder (loads with ``from_pretrained``).
 - LoRA mode: ``subject.json`` (base model id, LoRA config), ``unet_lora.safetensors``,
   ``adapter.safetensors``, ``vae_decoder.safetensors``: tens of MB instead of GB. Load it
-  with :func:`load_finetuned`, which also loads full-mode folders.
+  with :func:`dreampose.model.subject.load_subject`, which also loads full-mode folders.
 While training, ``checkpoint/`` holds the resumable state; it is removed on success.
 """
 
@@ -36,11 +36,10 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,60 +47,20 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from dreampose.files import writable_folder
-from dreampose.model.conditioning import load_rgb, pose_condition
-from dreampose.training.augment import CropScale, crop_image, crop_pose
-from dreampose.training.losses import NO_DROPOUT, denoising_loss, target_latents, training_scheduler
+from dreampose.files import atomic_dir, existing_dir, remove, writable_folder
+from dreampose.model.pose_window import pose_condition
+from dreampose.model.subject import add_lora, load_weights, save_weights, write_description
+from dreampose.training.augment import crop_image, crop_pose
+from dreampose.training.common import make_optimizer, model_fingerprint, publish_entries
+from dreampose.training.losses import denoising_loss, target_latents, training_scheduler
+from dreampose.training.settings import NO_DROPOUT, CropScale, FinetuneSettings
 from pose_extraction.canvas import fit_image, fit_pose
+from pose_extraction.images import read_image
 from pose_extraction.pose_sequence import PoseSequence
 
-SUBJECT_FILE = "subject.json"
 CHECKPOINT_DIR = "checkpoint"
-LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+STATE_FILE = "state.json"
 STAGES = ("unet", "vae")
-
-
-@dataclass(frozen=True)
-class FinetuneSettings:
-    """Run settings, with the paper's defaults (supplement, section 1)."""
-
-    unet_steps: int = 500
-    unet_lr: float = 1e-5
-    vae_steps: int = 1500
-    vae_lr: float = 5e-5
-    batch_size: int = 1
-    seed: int = 0
-    height: int = 640
-    width: int = 512
-    crop: CropScale = field(default_factory=CropScale)
-    lora_rank: int = 0  # 0: train the whole UNet; R > 0: rank-R LoRA on its attention
-    mixed_precision: str = "auto"  # auto (bf16/fp16 on CUDA, off on CPU), no, fp16, bf16
-    gradient_checkpointing: bool = True
-    use_8bit_adam: bool = False  # needs bitsandbytes
-    max_grad_norm: float = 1.0
-    checkpoint_every: int = 100  # steps; a checkpoint is also written at each stage's end
-
-    def __post_init__(self) -> None:
-        for name in ("unet_steps", "vae_steps"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ValueError(f"{name} must be a whole number >= 0; got {getattr(self, name)}")
-        for name in ("unet_lr", "vae_lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0; got {getattr(self, name)}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1; got {self.batch_size}")
-        for name in ("height", "width"):
-            size = getattr(self, name)
-            if not isinstance(size, int) or size < 64 or size % 64:
-                raise ValueError(f"{name} must be a positive multiple of 64 (e.g. 640 x 512); got {size}")
-        if not isinstance(self.lora_rank, int) or self.lora_rank < 0:
-            raise ValueError(
-                f"lora_rank must be 0 (full finetuning) or a positive rank; got {self.lora_rank}"
-            )
-        if self.mixed_precision not in ("auto", "no", "fp16", "bf16"):
-            raise ValueError(f"mixed_precision must be auto, no, fp16 or bf16; got {self.mixed_precision!r}")
-        if self.checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every must be at least 1; got {self.checkpoint_every}")
 
 
 @dataclass(frozen=True)
@@ -153,7 +112,7 @@ def prepare_subject(
     """
     if not images:
         raise ValueError("give at least one subject photo")
-    photos = [load_rgb(image) for image in images]
+    photos = [read_image(image) for image in images]
     frames = _subject_poses(photos, images, poses, extractor)
     fitted_images, fitted_uv = [], []
     for i, (photo, frame) in enumerate(zip(photos, frames, strict=True)):
@@ -267,7 +226,7 @@ def finetune(
     """
     settings = settings or FinetuneSettings()
     output = writable_folder(output)
-    checkpoint = _existing_checkpoint(output)
+    checkpoint = existing_dir(output / CHECKPOINT_DIR, STATE_FILE)
     if checkpoint is not None and not resume:
         raise ValueError(
             f"{output} already holds a finetuning checkpoint; pass resume=True (--resume) to continue it "
@@ -299,7 +258,7 @@ class _Trainer:
         self.steps_done = {stage: 0 for stage in STAGES}
         self.losses: dict[str, list[float]] = {stage: [] for stage in STAGES}
         self.autocast_dtype = _autocast_dtype(settings.mixed_precision, self.device)
-        self.scaler = torch.amp.GradScaler("cuda") if self.autocast_dtype == torch.float16 else None
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.autocast_dtype == torch.float16 else None
         self._freeze_all()
         if settings.lora_rank:
             add_lora(pipe.unet, settings.lora_rank)
@@ -330,7 +289,7 @@ class _Trainer:
         lr = self.settings.unet_lr if stage == "unet" else self.settings.vae_lr
         if self.settings.gradient_checkpointing:
             (self.pipe.unet if stage == "unet" else self.pipe.vae).enable_gradient_checkpointing()
-        return _adam(params, lr, self.settings.use_8bit_adam)
+        return make_optimizer(params, lr, self.settings.use_8bit_adam)
 
     def _enter_stage(self, stage: str) -> None:
         if stage == self.stage:
@@ -353,8 +312,7 @@ class _Trainer:
                 break
         self.save_model()
         if not cancelled:
-            _remove_tree(self.output / CHECKPOINT_DIR)
-            _remove_tree(self.output / f"{CHECKPOINT_DIR}.old")
+            remove(self.output / CHECKPOINT_DIR)
         return FinetuneResult(self.output, cancelled, dict(self.steps_done), self.losses)
 
     def _run_stage(self, stage: str, total: int, start: float) -> bool:
@@ -454,18 +412,16 @@ class _Trainer:
     def save_checkpoint(self) -> None:
         """Trained weights, optimiser and generator state, counters: atomically replaced."""
 
-        def write(folder: Path) -> None:
-            _save_weights(self.pipe, folder, self.settings.lora_rank)
+        with atomic_dir(self.output / CHECKPOINT_DIR) as folder:
+            save_weights(self.pipe, folder, self.settings.lora_rank)
             torch.save(self.optimizer.state_dict(), folder / "optimizer.pt")
             save_file({"generator": self.generator.get_state()}, folder / "rng.safetensors")
             if self.scaler is not None:
                 torch.save(self.scaler.state_dict(), folder / "scaler.pt")
-            (folder / "state.json").write_text(json.dumps(self._state()))
-
-        _replace_dir(self.output / CHECKPOINT_DIR, write)
+            (folder / STATE_FILE).write_text(json.dumps(self._state()))
 
     def restore(self, folder: Path) -> None:
-        state = json.loads((folder / "state.json").read_text())
+        state = json.loads((folder / STATE_FILE).read_text())
         if state["model_fingerprint"] != self.fingerprint:
             raise ValueError(
                 f"the checkpoint in {folder.parent} was made from another model; resume with the same "
@@ -484,7 +440,7 @@ class _Trainer:
                 f"the checkpoint in {folder.parent} used lora_rank={state['lora_rank']} and size "
                 f"{state['size'][0]} x {state['size'][1]}; resume with the same settings"
             )
-        _load_weights(self.pipe, folder)
+        load_weights(self.pipe, folder)
         self.steps_done = {k: int(v) for k, v in state["steps_done"].items()}
         self.losses = state["losses"]
         self._enter_stage(state["stage"])
@@ -498,115 +454,27 @@ class _Trainer:
         if self.settings.lora_rank:
 
             def write(folder: Path) -> None:
-                _save_weights(self.pipe, folder, self.settings.lora_rank)
-                meta = {
-                    "format": "dreampose-subject",
-                    "version": 1,
-                    "base_model": self.base_model,
-                    "lora": {"rank": self.settings.lora_rank, "target_modules": list(LORA_TARGETS)},
-                    "steps_done": self.steps_done,
-                }
-                (folder / SUBJECT_FILE).write_text(json.dumps(meta, indent=2))
+                save_weights(self.pipe, folder, self.settings.lora_rank)
+                write_description(folder, self.base_model, self.settings.lora_rank, self.steps_done)
         else:
 
             def write(folder: Path) -> None:
                 self.pipe.save_pretrained(folder, safe_serialization=True)
 
-        _publish(self.output, write)
-
-
-# =========================================================================== LoRA and weights
-def add_lora(unet, rank: int) -> None:
-    """Rank-``rank`` LoRA on every attention projection (peft), base weights frozen."""
-    from peft import LoraConfig
-
-    config = LoraConfig(
-        r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=list(LORA_TARGETS)
-    )
-    unet.add_adapter(config)
-
-
-def _save_weights(pipe, folder: Path, lora_rank: int) -> None:
-    """What finetuning changes: UNet (or its LoRA), adapter, VAE decoder, as safetensors."""
-    if lora_rank:
-        from peft.utils import get_peft_model_state_dict
-
-        unet_state = get_peft_model_state_dict(pipe.unet)
-        save_file(_contiguous(unet_state), folder / "unet_lora.safetensors")
-    else:
-        save_file(_contiguous(pipe.unet.state_dict()), folder / "unet.safetensors")
-    save_file(_contiguous(pipe.adapter.state_dict()), folder / "adapter.safetensors")
-    decoder = {f"decoder.{k}": v for k, v in pipe.vae.decoder.state_dict().items()}
-    decoder |= {f"post_quant_conv.{k}": v for k, v in pipe.vae.post_quant_conv.state_dict().items()}
-    save_file(_contiguous(decoder), folder / "vae_decoder.safetensors")
-
-
-def _load_weights(pipe, folder: Path) -> None:
-    if (folder / "unet_lora.safetensors").is_file():
-        from peft.utils import set_peft_model_state_dict
-
-        set_peft_model_state_dict(pipe.unet, load_file(folder / "unet_lora.safetensors"))
-    else:
-        pipe.unet.load_state_dict(load_file(folder / "unet.safetensors"))
-    pipe.adapter.load_state_dict(load_file(folder / "adapter.safetensors"))
-    pipe.vae.load_state_dict(load_file(folder / "vae_decoder.safetensors"), strict=False)
-
-
-def _contiguous(state: dict) -> dict:
-    return {k: v.detach().contiguous() for k, v in state.items()}
-
-
-def load_finetuned(path: str | os.PathLike, base_model: str | None = None, **kwargs):
-    """Load a subject model written by :func:`finetune`, full or LoRA, as a DreamPosePipeline.
-
-    A LoRA folder is applied onto its base model (``base_model`` overrides the one it
-    records) and merged, so inference runs at full speed. ``kwargs`` go to
-    ``from_pretrained`` (e.g. ``torch_dtype``).
-    """
-    from dreampose.model.pipeline import DreamPosePipeline
-
-    folder = Path(path)
-    meta_file = folder / SUBJECT_FILE
-    if not meta_file.is_file():
-        return DreamPosePipeline.from_pretrained(str(path), **kwargs)
-    meta = json.loads(meta_file.read_text())
-    if meta.get("format") != "dreampose-subject":
-        raise ValueError(f"{meta_file} is not a DreamPose subject model description")
-    base = base_model or meta["base_model"]
-    pipe = DreamPosePipeline.from_pretrained(base, **kwargs)
-    if meta.get("lora"):
-        add_lora(pipe.unet, int(meta["lora"]["rank"]))
-    dtype = pipe.unet.dtype
-    _load_weights(pipe, folder)
-    if meta.get("lora"):
-        pipe.unet.fuse_lora()
-        pipe.unet.unload_lora()
-    pipe.to(dtype=dtype)
-    return pipe
-
-
-def model_fingerprint(pipe) -> str:
-    """A cheap identity of the starting model: configs plus a few weight sums."""
-    digest = hashlib.sha256()
-    for module in (pipe.unet, pipe.adapter, pipe.vae):
-        digest.update(json.dumps(dict(module.config), sort_keys=True, default=str).encode())
-    probes = (pipe.unet.conv_in.weight, pipe.unet.conv_out.weight, pipe.vae.decoder.conv_out.weight)
-    for tensor in probes:
-        digest.update(f"{tensor.double().sum().item():.6e}".encode())
-    return digest.hexdigest()[:16]
+        publish_entries(self.output, write)
 
 
 # =========================================================================== helpers
 def _load_model(model, device):
-    """A pipeline on ``device`` and the name LoRA results should record as their base."""
+    """The pipeline in fp32 (trained weights stay fp32; mixed precision is autocast) on the
+    device of the one device rule, and the name LoRA results should record as their base."""
+    from dreampose.loading import load_pipeline, pick_device
     from dreampose.model.pipeline import DreamPosePipeline
 
     if isinstance(model, DreamPosePipeline):
-        pipe, base = model, model.config.get("_name_or_path") or model.name_or_path
-    else:
-        pipe, base = load_finetuned(model), str(model)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return pipe.to(device), str(base or "")
+        base = model.config.get("_name_or_path") or model.name_or_path
+        return model.to(pick_device(device, "fp32").device), str(base or "")
+    return load_pipeline(str(model), device, "fp32"), str(model)
 
 
 def _latent_size(pipe, settings: FinetuneSettings) -> tuple[int, int]:
@@ -614,24 +482,18 @@ def _latent_size(pipe, settings: FinetuneSettings) -> tuple[int, int]:
 
 
 def _autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    if device.type != "cuda" or mode == "no":
-        if mode in ("fp16", "bf16") and device.type != "cuda":
-            raise ValueError(f"mixed_precision={mode} needs a CUDA GPU; use 'no' or 'auto' on the CPU")
+    """The autocast dtype for ``mixed_precision``: "auto" follows the one device rule
+    (bf16 or fp16 on GPUs, none on the CPU); bf16 autocast also runs on the CPU."""
+    from dreampose.loading import pick_device, torch_dtype
+
+    if mode == "no":
         return None
     if mode == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if mode == "bf16" else torch.float16
-
-
-def _adam(params, lr: float, use_8bit: bool) -> torch.optim.Optimizer:
-    if not use_8bit:
-        # fused: one kernel for all tensors; 3-4x faster optimiser step on CPU (benchmarks/RESULTS.md)
-        return torch.optim.AdamW(params, lr=lr, fused=True)
-    try:
-        import bitsandbytes as bnb
-    except ImportError as e:
-        raise ValueError("8-bit Adam needs bitsandbytes: pip install bitsandbytes (CUDA only)") from e
-    return bnb.optim.AdamW8bit(params, lr=lr)
+        dtype = pick_device(device).dtype
+        return None if dtype == torch.float32 else dtype
+    if mode == "fp16" and device.type == "cpu":
+        raise ValueError("mixed_precision=fp16 needs a GPU; use bf16, no or auto on the CPU")
+    return torch_dtype(mode)
 
 
 def _progress_bar(stage: str, total: int, done: int, show: bool):
@@ -641,48 +503,3 @@ def _progress_bar(stage: str, total: int, done: int, show: bool):
 
     label = "UNet + adapter" if stage == "unet" else "VAE decoder"
     return tqdm(total=total, initial=done, desc=label, unit="step")
-
-
-def _existing_checkpoint(output: Path) -> Path | None:
-    """The last good checkpoint; ``.old`` if a crash hit between the two renames."""
-    for name in (CHECKPOINT_DIR, f"{CHECKPOINT_DIR}.old"):
-        folder = output / name
-        if (folder / "state.json").is_file():
-            return folder
-    return None
-
-
-def _replace_dir(target: Path, write: Callable[[Path], None]) -> None:
-    """Write a folder next to ``target``, then swap it in with renames. At every instant
-    either ``target`` or ``target.old`` is a complete folder."""
-    tmp = target.with_name(f".{target.name}.tmp")
-    old = target.with_name(f"{target.name}.old")
-    _remove_tree(tmp)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    if target.exists():
-        _remove_tree(old)
-        os.replace(target, old)
-    os.replace(tmp, target)
-    _remove_tree(old)
-
-
-def _publish(output: Path, write: Callable[[Path], None]) -> None:
-    """Write a model into a temporary folder, then move its entries into ``output``."""
-    tmp = output / ".model.tmp"
-    _remove_tree(tmp)
-    tmp.mkdir()
-    write(tmp)
-    for entry in tmp.iterdir():
-        dest = output / entry.name
-        if dest.is_dir():
-            _remove_tree(dest)
-        os.replace(entry, dest)
-    _remove_tree(tmp)
-
-
-def _remove_tree(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    elif path.exists():
-        path.unlink()

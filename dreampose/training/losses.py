@@ -15,44 +15,13 @@ so what the UNet sees while learning is exactly what it sees while sampling:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
 
 from dreampose.model.conditioning import image_embedding, vae_pixels
-
-
-@dataclass(frozen=True)
-class ConditionDropout:
-    """Classifier-free guidance dropout (supplement, section 1): each sample independently
-    loses its pose with probability ``pose``, its image with ``image``, both with ``both``."""
-
-    pose: float = 0.05
-    image: float = 0.05
-    both: float = 0.05
-
-    def __post_init__(self) -> None:
-        rates = (self.pose, self.image, self.both)
-        if min(rates) < 0 or sum(rates) > 1:
-            raise ValueError(
-                f"dropout rates must be >= 0 and sum to at most 1; got pose={self.pose}, "
-                f"image={self.image}, both={self.both}"
-            )
-
-    def draw(self, batch: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Boolean masks (drop_image, drop_pose), each (batch,), from one uniform draw per
-        sample so the three cases are mutually exclusive with exactly these rates."""
-        u = torch.rand(batch, generator=generator)
-        pose_only = u < self.pose
-        image_only = (u >= self.pose) & (u < self.pose + self.image)
-        both = (u >= self.pose + self.image) & (u < self.pose + self.image + self.both)
-        return image_only | both, pose_only | both
-
-
-NO_DROPOUT = ConditionDropout(0.0, 0.0, 0.0)
+from dreampose.training.settings import NO_DROPOUT, ConditionDropout
 
 
 def training_scheduler(config) -> DDPMScheduler:

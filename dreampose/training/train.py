@@ -20,61 +20,20 @@ import os
 import shutil
 import types
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from dreampose.files import writable_folder
-from dreampose.training.augment import CropScale
-from dreampose.training.losses import ConditionDropout, denoising_loss, training_scheduler
+from dreampose.files import atomic_dir, replace_dir, writable_folder
+from dreampose.training.common import make_optimizer, model_fingerprint
+from dreampose.training.losses import denoising_loss, training_scheduler
+from dreampose.training.settings import TrainSettings
 
 CHECKPOINTS_DIR = "checkpoints"
 STATE_FILE = "train_state.json"
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Run settings with the paper's defaults. ``batch_size`` is per device; the effective
-    batch is batch_size x gradient_accumulation_steps x number of processes."""
-
-    height: int = 640
-    width: int = 512
-    batch_size: int = 4
-    gradient_accumulation_steps: int = 4
-    learning_rate: float = 5e-6
-    epochs: int = 5
-    max_steps: int | None = None  # optimiser steps; overrides epochs
-    dropout: ConditionDropout = field(default_factory=ConditionDropout)
-    crop: CropScale | None = None  # aligned crop augmentation (off in the paper's phase 1)
-    mixed_precision: str = "no"  # no, fp16, bf16 (accelerate)
-    gradient_checkpointing: bool = True
-    use_8bit_adam: bool = False
-    max_grad_norm: float = 1.0
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    sample_every: int = 500  # 0: never
-    sample_steps: int = 25
-    num_workers: int = 2
-    seed: int = 0
-    image_encoder: str = "openai/clip-vit-base-patch32"  # used when building from Stable Diffusion
-
-    def __post_init__(self) -> None:
-        for name in ("height", "width"):
-            size = getattr(self, name)
-            if not isinstance(size, int) or size < 64 or size % 64:
-                raise ValueError(f"{name} must be a positive multiple of 64 (e.g. 640 x 512); got {size}")
-        for name in ("batch_size", "gradient_accumulation_steps", "checkpoint_every", "keep_checkpoints"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0; got {self.learning_rate}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps must be at least 1; got {self.max_steps}")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise ValueError(f"mixed_precision must be no, fp16 or bf16; got {self.mixed_precision!r}")
 
 
 @dataclass
@@ -116,7 +75,7 @@ def train(
     )
     set_seed(settings.seed)
     pipe = load_for_training(model, settings)
-    fingerprint = _fingerprint(pipe)
+    fingerprint = model_fingerprint(pipe)
     checkpoint = _latest_checkpoint(output)
     if checkpoint is not None and not resume:
         raise ValueError(
@@ -162,9 +121,7 @@ def train(
     if settings.gradient_checkpointing:
         pipe.unet.enable_gradient_checkpointing()
     params = [*pipe.unet.parameters(), *pipe.adapter.parameters()]
-    from dreampose.training.finetune import _adam  # one optimiser factory for both phases
-
-    optimizer = _adam(params, settings.learning_rate, settings.use_8bit_adam)
+    optimizer = make_optimizer(params, settings.learning_rate, settings.use_8bit_adam)
     unet, adapter, optimizer, loader = accelerator.prepare(pipe.unet, pipe.adapter, optimizer, loader)
     unet.train()
     adapter.train()
@@ -269,12 +226,6 @@ def _is_dreampose(model) -> bool:
         return False
 
 
-def _fingerprint(pipe) -> str:
-    from dreampose.training.finetune import model_fingerprint
-
-    return model_fingerprint(pipe)
-
-
 # =========================================================================== checkpoints
 def _latest_checkpoint(output: Path) -> Path | None:
     folder = output / CHECKPOINTS_DIR
@@ -298,8 +249,7 @@ def _save_checkpoint(accelerator, output: Path, step: int, fingerprint: str, gen
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (tmp / STATE_FILE).write_text(json.dumps({"step": step, "model_fingerprint": fingerprint}))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+        replace_dir(tmp, final)
         old = sorted(
             (p for p in folder.glob("step-*") if p != final), key=lambda p: int(p.name.split("-")[1])
         )
@@ -367,15 +317,8 @@ def _write_sample(
 
 
 def _publish_model(pipe, folder: Path) -> None:
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    pipe.save_pretrained(tmp, safe_serialization=True)
-    old = folder.with_name(f"{folder.name}.old")
-    if folder.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_dir(folder) as tmp:
+        pipe.save_pretrained(tmp, safe_serialization=True)
 
 
 def _has_tensorboard() -> bool:

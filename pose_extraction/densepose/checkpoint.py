@@ -13,13 +13,14 @@ import collections
 import logging
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from dreampose.files import atomic_file
 
 logger = logging.getLogger(__name__)
 
@@ -179,14 +180,7 @@ def save_safetensors(state_dict: Mapping[str, torch.Tensor], path: str | os.Path
     from safetensors.torch import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state_dict.items()}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         save_file(tensors, tmp, metadata={"format": "pt", "model": "densepose_rcnn_R_50_FPN_s1x"})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

@@ -17,7 +17,7 @@ def launch_tiny_app(session_root: Path, **limits):
     """(demo, service): the real page on a free local port; close with ``demo.close()``."""
     from app import create_demo
     from dreampose.app.service import AppService
-    from dreampose.app.sessions import AppLimits
+    from dreampose.app.uploads import AppLimits
     from tests.helpers.poses import RedBoxExtractor
 
     service = AppService(

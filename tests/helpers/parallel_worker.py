@@ -4,14 +4,16 @@ across the processes and, on process 0, saves the stitched frames to the path in
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import numpy as np
 
 from dreampose.model.tiny import tiny_pipeline
-from dreampose.parallel import pipeline_chunk_renderer, render_sharded, world
+from dreampose.parallel import callback_chunk_renderer, render_sharded, world
+from dreampose.render import RenderSettings, render_frames
 
 NUM_FRAMES = 5  # odd, so the chunks differ in size (3 + 2)
-CALL = dict(num_inference_steps=2, height=64, width=64, frame_batch_size=2)
+SETTINGS = RenderSettings(num_inference_steps=2, height=64, width=64, frame_batch_size=2, seed=7)
 
 
 def inputs() -> tuple[np.ndarray, np.ndarray]:
@@ -33,15 +35,22 @@ def failing_on_rank_1(render_chunk):
     return render
 
 
+def chunk_renderer(pipe, image, poses, settings):
+    """What `dreampose render` does in each process: render_frames on this process's chunk."""
+    return callback_chunk_renderer(
+        lambda chunk, on_frame: render_frames(pipe, image, poses, settings, frames=chunk, on_frame=on_frame)
+    )
+
+
 def main(out: str) -> None:
     pipe = tiny_pipeline(seed=0)
     image, poses = inputs()
     frames = list(range(NUM_FRAMES))
     results = {}
-    for name, shared in (("shared", True), ("per_frame", False)):
-        chunk = pipeline_chunk_renderer(pipe, image, poses, seed=7, same_noise_for_all_frames=shared, **CALL)
+    for name, per_frame in (("shared", False), ("per_frame", True)):
+        chunk = chunk_renderer(pipe, image, poses, replace(SETTINGS, noise_per_frame=per_frame))
         results[name] = render_sharded(frames, chunk)
-    chunk = pipeline_chunk_renderer(pipe, image, poses, seed=7, **CALL)
+    chunk = chunk_renderer(pipe, image, poses, SETTINGS)
     results["failing"] = render_sharded(frames, failing_on_rank_1(chunk))
     if world()[0] != 0:
         assert all(r is None for r in results.values()), "only process 0 should receive frames"

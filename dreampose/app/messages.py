@@ -1,0 +1,104 @@
+"""What the app says to people: errors they can fix, progress lines, and the setup page.
+
+Problems a user can fix are :class:`UserError` with a plain sentence; the page shows them
+as they are. Any other error becomes a sentence too (:func:`sentence`); nothing reaches
+the page as a traceback. Gradio renders messages as HTML, so text is escaped (a message
+holding ``<urlopen error ...>`` would otherwise be cut off).
+"""
+
+from __future__ import annotations
+
+import html
+import time
+
+OUT_OF_MEMORY = (
+    "The GPU ran out of memory. Lower the number of steps or frames rendered together, "
+    "or start the app with --cpu-offload."
+)
+
+MISSING_MODEL_HELP = """\
+## The DreamPose model is not installed yet
+
+This app looked for a model at **`{model}`** and did not find one. To get it:
+
+1. Run `dreampose download`: it downloads the official DreamPose checkpoints, Stable Diffusion 1.4
+   and CLIP, and converts them (about 6 GB, once).
+2. Or, by hand: download the official checkpoints (`unet_epoch_*.pth` and `adapter_*.pth`) from the
+   links in the [official DreamPose README](https://github.com/johannakarras/DreamPose) and convert them:
+
+   ```bash
+   dreampose convert --unet unet_epoch_20.pth --adapter adapter_20.pth --output models/dreampose
+   ```
+
+3. Start the app again: `python app.py` (it looks in `models/dreampose` by default), or point it
+   at another folder or Hugging Face model id with `python app.py --model PATH_OR_ID`
+   (or the environment variable `DREAMPOSE_MODEL`).
+
+To try the whole app without any download, start it with `python app.py --model tiny`: a tiny
+random model whose videos are noise, but every step works.
+"""
+
+
+class UserError(ValueError):
+    """A problem the user can fix; its message is shown to them as it is."""
+
+
+def sentence(error: BaseException | str) -> str:
+    """An error's message as a sentence: first letter capitalised, a full stop at the end.
+
+    Only the first letter changes, so file names inside the message keep their case.
+    """
+    text = str(error).strip() or type(error).__name__
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def for_page(text: str) -> str:
+    """``text`` made safe to show in the page (Gradio reads messages as HTML)."""
+    return html.escape(text, quote=False)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, MemoryError):
+        return True
+    try:
+        import torch
+
+        if isinstance(error, torch.cuda.OutOfMemoryError):
+            return True
+    except ImportError:
+        pass
+    return "out of memory" in str(error).lower()
+
+
+def duration(seconds: float) -> str:
+    """``"45 s"``, ``"3 min"``, ``"1 h 20 min"``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+
+
+class Eta:
+    """'3 / 10 frames, about 12 s left', from the pace since the first unit finished.
+
+    Timing starts at the first report, not at creation: model loading and warm-up before
+    the first step must not inflate the estimate.
+    """
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self._first: tuple[float, int] | None = None
+
+    def text(self, done: int, total: int, unit: str) -> str:
+        line = f"{done} / {total} {unit}"
+        now = time.monotonic()
+        if self._first is None:
+            self._first = (now, done)
+            return line
+        t0, done0 = self._first
+        if done0 < done < total:
+            left = (now - t0) / (done - done0) * (total - done)
+            line += f", about {duration(left)} left"
+        return line

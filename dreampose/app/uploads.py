@@ -1,0 +1,123 @@
+"""What one request may upload, and checking uploads by their content.
+
+Uploads are judged by their content, never by their file name: a photo must decode as an
+image, a video must probe as a video, a pose file must load as one. Limits come from
+environment variables so a public Space can be stricter than a local install.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from dreampose import paper
+from dreampose.app.messages import UserError
+from pose_extraction.images import MAX_PHOTO_PIXELS
+
+
+# ----------------------------------------------------------------------------- limits
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be a number; got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"environment variable {name} must be positive; got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class AppLimits:
+    """What one request may ask for. Defaults suit a public Space on one GPU."""
+
+    max_upload_mb: float = 50.0  # any single uploaded file
+    max_video_seconds: float = 30.0  # the selected part of a driving video
+    max_pixels: int = 3840 * 2160  # one video frame (width x height)
+    max_photo_pixels: int = MAX_PHOTO_PIXELS  # one photo: every phone camera's full size
+    max_pose_frames: int = 300  # frames in a pose sequence (extracted or uploaded)
+    max_render_frames: int = 120  # frames in one render
+    # UNet + VAE finetuning steps together: the paper's 500 + 1500 by default
+    max_finetune_steps: int = paper.FINETUNE_UNET_STEPS + paper.FINETUNE_VAE_STEPS
+    session_ttl_s: float = 3 * 3600.0  # idle sessions are deleted after this long
+
+    @classmethod
+    def from_env(cls) -> AppLimits:
+        """Read ``DREAMPOSE_MAX_*`` and ``DREAMPOSE_SESSION_TTL`` (seconds) over the defaults."""
+        d = cls()
+        return cls(
+            max_upload_mb=_env_number("DREAMPOSE_MAX_UPLOAD_MB", d.max_upload_mb),
+            max_video_seconds=_env_number("DREAMPOSE_MAX_VIDEO_SECONDS", d.max_video_seconds),
+            max_pixels=int(_env_number("DREAMPOSE_MAX_PIXELS", d.max_pixels)),
+            max_photo_pixels=int(_env_number("DREAMPOSE_MAX_PHOTO_PIXELS", d.max_photo_pixels)),
+            max_pose_frames=int(_env_number("DREAMPOSE_MAX_POSE_FRAMES", d.max_pose_frames)),
+            max_render_frames=int(_env_number("DREAMPOSE_MAX_RENDER_FRAMES", d.max_render_frames)),
+            max_finetune_steps=int(_env_number("DREAMPOSE_MAX_FINETUNE_STEPS", d.max_finetune_steps)),
+            session_ttl_s=_env_number("DREAMPOSE_SESSION_TTL", d.session_ttl_s),
+        )
+
+
+# ----------------------------------------------------------------------------- upload checks
+def check_upload_size(path: str | os.PathLike, limits: AppLimits, what: str) -> Path:
+    """The upload as a Path, refused when missing, empty or over the size limit."""
+    if path is None or str(path) == "":
+        raise UserError(f"Please add {what} first.")
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"The {what} upload did not arrive; please upload it again.")
+    size = path.stat().st_size
+    if size == 0:
+        raise UserError(f"The {what} file is empty; please upload it again.")
+    if size > limits.max_upload_mb * 1e6:
+        raise UserError(
+            f"The {what} is {size / 1e6:.0f} MB, more than the {limits.max_upload_mb:g} MB this app accepts. "
+            "Please upload a smaller file."
+        )
+    return path
+
+
+def read_photo(path: str | os.PathLike, limits: AppLimits):
+    """Decode a subject photo (RGB uint8, upright), refusing non-images and huge pictures."""
+    from pose_extraction.images import read_image
+
+    path = check_upload_size(path, limits, "subject photo")
+    try:
+        return read_image(path, max_pixels=limits.max_photo_pixels)
+    except ValueError as e:
+        if "megapixels" in str(e):
+            raise UserError(f"The photo is too large: {e}.") from None
+        raise UserError(
+            "The subject photo is not a picture this app can read; please upload a JPEG or PNG."
+        ) from None
+
+
+def driving_kind(path: Path, limits: AppLimits) -> str:
+    """``"npz"`` (a DreamPose pose file), ``"official_zip"`` or ``"video"``, from the content.
+
+    An ``.npz`` is a zip of ``.npy`` arrays named after the pose-file fields; the official
+    DreamPose poses are a zip of ``frame_N_densepose.npy`` files; anything else must be a
+    video (the video reader then decides whether it really is one). Zips that would
+    unpack to far more than the upload limit are refused before anything is unpacked.
+    """
+    if not zipfile.is_zipfile(path):
+        return "video"
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = [i for i in z.infolist() if not i.is_dir()]
+    except (zipfile.BadZipFile, OSError) as e:
+        raise UserError("The uploaded zip file is damaged; please create it again.") from e
+    if sum(i.file_size for i in infos) > 20 * limits.max_upload_mb * 1e6:
+        raise UserError("The uploaded zip unpacks to far more data than this app accepts.")
+    names = {i.filename for i in infos}
+    if {"uv.npy", "labels.npy"} <= names:
+        return "npz"
+    if any(n.endswith(".npy") for n in names):
+        return "official_zip"
+    raise UserError(
+        "The uploaded zip holds neither a DreamPose pose file (.npz) nor the official "
+        "frame_N_densepose.npy pose files. Upload a video instead, or one of those pose files."
+    )

@@ -1,0 +1,135 @@
+"""Command-line options made from the settings dataclasses, and the options every command shares.
+
+A settings field with ``help`` metadata becomes an option: ``--field-name`` (or its
+``flag``), its type and default from the field, ``choices`` when given. Booleans become
+switches that flip the default. So the defaults and help texts live once, on the settings
+(``RenderSettings``, ``FinetuneSettings``, ``TrainSettings``), and ``settings_from_args``
+builds the settings back from the parsed arguments.
+
+Only light modules are imported here: ``dreampose --help`` must not load torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+
+
+def add_settings_arguments(
+    parser: argparse.ArgumentParser, settings_cls, exclude: tuple[str, ...] = ()
+) -> None:
+    """One option per field of ``settings_cls`` that has ``help`` metadata."""
+    hints = typing.get_type_hints(settings_cls)
+    for f in dataclasses.fields(settings_cls):
+        if "help" not in f.metadata or f.name in exclude:
+            continue
+        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+        kind = _base_type(hints[f.name])
+        if kind is bool:
+            action = "store_false" if f.default else "store_true"
+            parser.add_argument(flag, dest=f.name, action=action, help=f.metadata["help"])
+            continue
+        default = f.default
+        shown = "none" if default is None else f"{default:g}" if isinstance(default, float) else default
+        parser.add_argument(
+            flag,
+            dest=f.name,
+            type=kind,
+            default=default,
+            choices=f.metadata.get("choices"),
+            help=f"{f.metadata['help']} (default {shown})",
+        )
+
+
+def settings_from_args(settings_cls, args: argparse.Namespace, **overrides):
+    """``settings_cls`` from the options :func:`add_settings_arguments` made (plus ``overrides``)."""
+    values = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(settings_cls)
+        if "help" in f.metadata and hasattr(args, f.name)
+    }
+    return settings_cls(**{**values, **overrides})
+
+
+def _base_type(hint):
+    """``int`` for ``int`` and for ``int | None``."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+    return hint
+
+
+def add_device_arguments(parser: argparse.ArgumentParser, dtype: bool = True) -> None:
+    """``--device`` and ``--dtype``: the same options, with the same rule, on every command."""
+    from dreampose.loading import DEVICE_HELP, DTYPE_CHOICES, DTYPE_HELP
+
+    parser.add_argument("--device", default=None, help=DEVICE_HELP)
+    if dtype:
+        parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
+
+
+def add_densepose_arguments(parser: argparse.ArgumentParser) -> None:
+    """How every command that runs DensePose finds its weights and backend."""
+    parser.add_argument(
+        "--densepose-weights",
+        default=None,
+        help="DensePose weights: a .pkl/.safetensors file or URL (default: $DREAMPOSE_DENSEPOSE_WEIGHTS, "
+        "else the model zoo file, downloaded once into the cache)",
+    )
+    parser.add_argument(
+        "--pose-backend",
+        choices=("native", "detectron2"),
+        default="native",
+        help="native: this project's port of DensePose (default); detectron2: detectron2 itself, if installed",
+    )
+
+
+# --------------------------------------------------------------------------- preview and render
+def add_render_arguments(parser: argparse.ArgumentParser) -> None:
+    """What `preview` and `render` share: model, inputs, sampling settings, device."""
+    from dreampose.render import RenderSettings
+
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="DreamPose model folder, hub id or finetuned subject; 'tiny' = random test model "
+        "(default: $DREAMPOSE_MODEL, else models/dreampose)",
+    )
+    parser.add_argument("--image", required=True, help="photo of the subject")
+    parser.add_argument(
+        "--poses",
+        required=True,
+        help="driving poses: a pose file (.npz from `dreampose extract-poses`), or the official "
+        "frame_N_densepose.npy files as a folder or .zip",
+    )
+    parser.add_argument(
+        "--subject-pose",
+        default=None,
+        help="the photo's own pose file (`dreampose extract-poses photo.jpg`): aligns the driving "
+        "poses to the subject's body size and position (feet on the same ground line)",
+    )
+    add_settings_arguments(parser, RenderSettings)
+    add_device_arguments(parser)
+    parser.add_argument("--cpu-offload", action="store_true", help="keep idle models on the CPU (small GPUs)")
+
+
+def render_inputs(args: argparse.Namespace):
+    """(settings, poses on the canvas) from the `preview`/`render` options."""
+    from dreampose.poses import load_driving_poses, place_poses
+    from dreampose.render import RenderSettings
+    from pose_extraction.pose_sequence import PoseSequence
+
+    settings = settings_from_args(RenderSettings, args)
+    poses = load_driving_poses(args.poses)
+    subject = PoseSequence.load(args.subject_pose) if args.subject_pose else None
+    return settings, place_poses(poses, settings.height, settings.width, subject)
+
+
+def load_model(args: argparse.Namespace):
+    """The model named by ``--model`` on the device of ``--device``/``--dtype``."""
+    from dreampose.loading import load_pipeline, resolve_model
+
+    pipe = load_pipeline(resolve_model(args.model), args.device, args.dtype, args.cpu_offload)
+    pipe.set_progress_bar_config(disable=True)  # the command shows one bar for the whole job
+    return pipe

@@ -1,0 +1,184 @@
+"""Loading models onto a device: the one device and dtype rule of the project.
+
+Every command, the app and the benchmarks place models through :func:`pick_device`, so a
+model never runs in fp16 on one path and bf16 on another:
+
+- CUDA GPU: bf16 where the GPU computes it natively (Ampere, compute capability 8.0, and
+  newer: same range as fp32, so no overflow to inf), fp16 on older GPUs;
+- Apple MPS: fp16 (Stable Diffusion's usual choice there);
+- CPU: fp32 (fp16 kernels are missing or slow on CPUs).
+
+``--device`` and ``--dtype`` override either half; impossible combinations are refused
+with the reason. torch is imported on first use, so the CLI can list the choices instantly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+TINY_MODEL = "tiny"  # --model tiny: the random test model, built in memory
+MODEL_ENV = "DREAMPOSE_MODEL"
+DEFAULT_MODEL_DIR = Path("models") / "dreampose"
+DTYPE_NAMES = ("fp32", "fp16", "bf16")
+DTYPE_CHOICES = ("auto", *DTYPE_NAMES)
+DEVICE_HELP = "cuda, cuda:N, mps or cpu (default: the GPU when there is one)"
+DTYPE_HELP = (
+    "auto (bf16 on Ampere and newer GPUs, fp16 on older GPUs and Apple, fp32 on the CPU), fp32, fp16, bf16"
+)
+DENSEPOSE_WEIGHTS_ENV = "DREAMPOSE_DENSEPOSE_WEIGHTS"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and in which precision models run."""
+
+    device: torch.device
+    dtype: torch.dtype
+
+    def __str__(self) -> str:
+        return f"{self.device} ({dtype_name(self.dtype)})"
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """fp32, fp16 or bf16 as a torch dtype."""
+    import torch
+
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return next(name for name in DTYPE_NAMES if torch_dtype(name) == dtype)
+
+
+def pick_device(device: str | torch.device | None = None, dtype: str | None = None) -> Placement:
+    """The device (default: CUDA, else MPS, else CPU) and its dtype (default: see module)."""
+    device = _device(device)
+    if dtype in (None, "", "auto"):
+        return Placement(device, _auto_dtype(device))
+    if dtype not in DTYPE_NAMES:
+        raise ValueError(f"--dtype must be one of {', '.join(DTYPE_CHOICES)}; got {dtype!r}")
+    if device.type == "cpu" and dtype == "fp16":
+        raise ValueError("fp16 is not supported on the CPU; use --dtype fp32 (or bf16) there")
+    return Placement(device, torch_dtype(dtype))
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    import torch
+
+    if device in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"--device must be cpu, cuda, cuda:N or mps; got {device!r}") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    if device.type == "mps" and not _mps_available():
+        raise ValueError("--device mps was asked for, but PyTorch sees no Apple GPU (MPS) here")
+    return device
+
+
+def _auto_dtype(device: torch.device) -> torch.dtype:
+    import torch
+
+    if device.type == "cuda":
+        major, _ = torch.cuda.get_device_capability(device)
+        return torch.bfloat16 if major >= 8 else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def _mps_available() -> bool:
+    import torch
+
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+# --------------------------------------------------------------------------- DreamPose models
+def resolve_model(model: str | None = None) -> str:
+    """Which model to use: ``--model``, else ``$DREAMPOSE_MODEL``, else ``models/dreampose``."""
+    return model or os.environ.get(MODEL_ENV) or str(DEFAULT_MODEL_DIR)
+
+
+def load_pipeline(
+    model: str,
+    device: str | torch.device | None = None,
+    dtype: str | None = None,
+    cpu_offload: bool = False,
+):
+    """A DreamPose model (folder, hub id, LoRA subject folder, or ``"tiny"``) on its device.
+
+    ``cpu_offload`` keeps idle components on the CPU and moves each to the GPU only while it
+    runs (for GPUs with little memory); it is ignored on the CPU.
+    """
+    placement = pick_device(device, dtype)
+    pipe = _load(model, placement.dtype)
+    if placement.device.type == "cpu":
+        log.warning("no GPU found: running on the CPU, which is very slow for real models")
+    if cpu_offload and placement.device.type != "cpu":
+        pipe.enable_model_cpu_offload(device=placement.device)
+    else:
+        pipe.to(placement.device)
+        if pipe.unet.dtype != placement.dtype:  # folders load in their dtype already; tiny is fp32
+            pipe.to(dtype=placement.dtype)
+    return pipe
+
+
+def _load(model: str, dtype: torch.dtype):
+    from dreampose.model.subject import apply_subject, is_lora_subject, load_subject, subject_base
+
+    if model == TINY_MODEL:
+        from dreampose.model.tiny import tiny_pipeline
+
+        return tiny_pipeline()
+    path = Path(model).expanduser()
+    if is_lora_subject(path):  # a small folder applied onto its base model
+        pipe = _load(subject_base(path), dtype)
+        apply_subject(pipe, path)
+        return pipe
+    if path.exists() and not (path / "model_index.json").is_file():
+        raise ValueError(
+            f"{path} is not a DreamPose model folder (no model_index.json). Get the official model with "
+            "`dreampose download`, or make one with `dreampose convert` or `dreampose finetune`."
+        )
+    try:
+        return load_subject(model, torch_dtype=dtype)
+    except OSError as e:  # not on disk and not on the hub (or offline)
+        first_line = str(e).splitlines()[0] if str(e) else ""
+        raise ValueError(
+            f"could not load the model {model!r}: give a DreamPose model folder, or a hub id "
+            f"reachable from here ({e.__class__.__name__}: {first_line})"
+        ) from e
+
+
+# --------------------------------------------------------------------------- DensePose
+def load_densepose(
+    weights: str | os.PathLike | None = None,
+    backend: str = "native",
+    device: str | torch.device | None = None,
+    **kwargs,
+):
+    """The DensePose extractor on the chosen device. ``weights``: a path or URL, else
+    ``$DREAMPOSE_DENSEPOSE_WEIGHTS``, else the model zoo file (downloaded once)."""
+    from pose_extraction.densepose import load_extractor
+
+    weights = weights or os.environ.get(DENSEPOSE_WEIGHTS_ENV) or None
+    placement = pick_device(device)
+    return load_extractor(backend=backend, weights=weights, device=placement.device, **kwargs)

@@ -1,0 +1,36 @@
+"""Checks of the numbers a render is asked for, shared by the pipeline and the settings
+dataclasses, so a bad value is refused before any model loads, with the same words
+everywhere. Only the standard library is imported."""
+
+from __future__ import annotations
+
+import math
+
+from dreampose import paper
+
+# Guidance beyond this only saturates the frames (the paper uses sI 8, sP 3); inf or 1e30
+# would render black frames without an error.
+MAX_GUIDANCE = 30.0
+MAX_INFERENCE_STEPS = 1000  # the length of Stable Diffusion's training schedule
+
+
+def check_guidance(name: str, scale: float) -> None:
+    """Refuse a guidance weight that is not a number from 0 to MAX_GUIDANCE, naming the range."""
+    if not (isinstance(scale, int | float) and math.isfinite(scale) and 0 <= scale <= MAX_GUIDANCE):
+        raise ValueError(
+            f"{name} must be a number from 0 to {MAX_GUIDANCE:g} (the paper uses sI {paper.IMAGE_GUIDANCE:g}, "
+            f"sP {paper.POSE_GUIDANCE:g}); got {scale}"
+        )
+
+
+def check_steps(steps: int) -> None:
+    if not isinstance(steps, int) or not 1 <= steps <= MAX_INFERENCE_STEPS:
+        raise ValueError(
+            f"num_inference_steps must be a whole number from 1 to {MAX_INFERENCE_STEPS}; got {steps}"
+        )
+
+
+def check_size(height: int, width: int) -> None:
+    for name, size in (("height", height), ("width", width)):
+        if not isinstance(size, int) or size < 64 or size % 64:
+            raise ValueError(f"{name} must be a positive multiple of 64 (e.g. 640 x 512); got {size}")

@@ -1,0 +1,59 @@
+"""Driving poses from a file to the canvas, the same way for the CLI and the app.
+
+A driving pose input is a DreamPose pose file (``.npz`` from ``dreampose extract-poses``),
+or the official DreamPose layout (``frame_N_densepose.npy`` files, as a folder or a
+``.zip``). :func:`load_driving_poses` reads any of them, judged by content, not by name;
+:func:`place_poses` fits them onto the output canvas and, given the subject photo's own
+pose, aligns them to the subject's body (one scale and shift for the whole sequence, feet
+on the subject's ground line). Misaligned poses are the most common cause of bad results.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+from pose_extraction.official import import_official
+from pose_extraction.placement import place_on_canvas
+from pose_extraction.pose_sequence import PoseSequence
+
+OFFICIAL_FPS = 30.0  # the official layout stores no frame rate; UBC Fashion videos are 30 fps
+
+
+def load_driving_poses(path: str | os.PathLike, fps: float | None = None) -> PoseSequence:
+    """A pose sequence from a pose file, or an official-layout folder or zip.
+
+    ``fps`` is the frame rate of official-layout poses (which do not store one); a pose
+    file keeps its own unless ``fps`` is given.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"pose file not found: {path}")
+    if path.is_dir() or (zipfile.is_zipfile(path) and not _is_pose_file(path)):
+        return import_official(path, fps=fps or OFFICIAL_FPS)
+    poses = PoseSequence.load(path)
+    if fps:
+        poses.fps = float(fps)
+    return poses
+
+
+def _is_pose_file(path: Path) -> bool:
+    """An ``.npz`` is a zip of ``.npy`` arrays named after the pose file's fields."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return {"uv.npy", "labels.npy"} <= set(z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def place_poses(
+    poses: PoseSequence,
+    height: int,
+    width: int,
+    subject_pose: PoseSequence | None = None,
+    align: bool = True,
+) -> PoseSequence:
+    """Fit ``poses`` onto the height x width canvas; with the subject photo's pose and
+    ``align``, scale and shift them so the first frame's body stands where the subject's does."""
+    return place_on_canvas(poses, height, width, subject=subject_pose, align=align)
