@@ -16,6 +16,7 @@ COMMANDS = (
     "extract_poses",
     "preview",
     "render",
+    "download",
     "convert",
     "convert_densepose",
     "tiny_model",
