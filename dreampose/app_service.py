@@ -250,14 +250,18 @@ class AppService:
         return pipe
 
     def extractor(self):
-        """The DensePose extractor, loaded on first use (downloads the weights once if needed)."""
+        """The DensePose extractor, loaded on first use (downloads the weights once if needed).
+
+        With the tiny model and no weights given, a tiny random DensePose (no download; its poses
+        are noise, and the results say so)."""
         if self._extractor is None:
             from pose_extraction.densepose import load_extractor
 
             device, _ = service.pick_device(self.device)
+            backend = "tiny" if self.is_tiny and not self.densepose_weights else "native"
             try:
                 self._extractor = load_extractor(
-                    weights=self.densepose_weights, device=device, **self.extractor_kwargs
+                    backend, weights=self.densepose_weights, device=device, **self.extractor_kwargs
                 )
             except (OSError, ValueError) as e:
                 raise UserError(
@@ -369,6 +373,10 @@ class AppService:
             notes.append(
                 f"Nobody was found in {int(seq.missing.sum())} frame(s); they reuse the nearest pose."
             )
+        from pose_extraction.densepose.tiny import TINY_POSES_NOTE, is_tiny_random
+
+        if is_tiny_random(extractor):
+            notes.append(TINY_POSES_NOTE)
         return seq
 
     def _subject_pose(self, session: Session, photo: Path, required: bool) -> PoseSequence | None:
