@@ -21,7 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also the official demo subject (finetuned checkpoints) and its poses",
     )
-    parser.add_argument("--no-base", action="store_true", help="skip the base model (e.g. only --demo-subject)")
+    parser.add_argument(
+        "--no-base", action="store_true", help="skip the base model (e.g. only --demo-subject)"
+    )
     parser.add_argument(
         "--no-convert", action="store_true", help="only download and check the official checkpoints"
     )
@@ -34,9 +36,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--verify", action="store_true", help="re-check cached downloads against their recorded SHA-256"
     )
-    parser.add_argument("--cache", default=None, help="cache folder (default: $DREAMPOSE_CACHE or ~/.cache/dreampose)")
+    parser.add_argument(
+        "--cache", default=None, help="cache folder (default: $DREAMPOSE_CACHE or ~/.cache/dreampose)"
+    )
     sources = parser.add_argument_group(
-        "sources", "each takes a URL, a local file or folder, drive:ID or a Google Drive link (default in brackets)"
+        "sources",
+        "each takes a URL, a local file or folder, drive:ID or a Google Drive link (default in brackets)",
     )
     for part in PARTS.values():
         sources.add_argument(
@@ -89,5 +94,7 @@ def run(args: argparse.Namespace) -> int:
     for line in describe_result(result):
         print(line)
     if result.model is not None:
-        print(f"Render with: dreampose render --model {result.model} --image PHOTO --poses POSES.npz --output out.mp4")
+        print(
+            f"Render with: dreampose render --model {result.model} --image PHOTO --poses POSES.npz --output out.mp4"
+        )
     return 0

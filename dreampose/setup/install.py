@@ -185,23 +185,23 @@ class _Run:
 
     def _plan(self) -> list[tuple[str, Callable[[], None]]]:
         o, root = self.options, self.root
-        convert = []
+        parts = []  # checkpoint parts to fetch (and convert unless --no-convert)
         if o.base and (not is_complete_model(model_dir("base", root)) or not o.convert or o.verify):
-            convert.append("base")
+            parts.append("base")
         if o.demo_subject and (
             not is_complete_model(model_dir("subject", root)) or not o.convert or o.verify
         ):
-            convert.append("subject")
+            parts.append("subject")
         plan: list[tuple[str, Callable[[], None]]] = []
-        for part in convert:
+        for part in parts:
             plan.append((f"getting {PARTS[part].label}", lambda p=part: self._checkpoints(p)))
         if o.demo_subject and (not demo_poses_path(root).is_file() or o.verify):
             plan.append((f"getting {PARTS['poses'].label}", self._poses))
-        needs_conversion = o.convert and any(not is_complete_model(model_dir(p, root)) for p in convert)
+        needs_conversion = o.convert and any(not is_complete_model(model_dir(p, root)) for p in parts)
         if needs_conversion:
             for part in ("stable_diffusion", "clip"):
                 plan.append((f"getting {PARTS[part].label}", lambda p=part: self._folder_part(p)))
-        for part in convert:
+        for part in parts:
             if o.convert and not is_complete_model(model_dir(part, root)):
                 plan.append((f"converting {PARTS[part].label}", lambda p=part: self._convert(p)))
         return plan
