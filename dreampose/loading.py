@@ -113,8 +113,14 @@ def _mps_available() -> bool:
 
 # --------------------------------------------------------------------------- DreamPose models
 def resolve_model(model: str | None = None) -> str:
-    """Which model to use: ``--model``, else ``$DREAMPOSE_MODEL``, else ``models/dreampose``."""
-    return model or os.environ.get(MODEL_ENV) or str(DEFAULT_MODEL_DIR)
+    """Which model to use: ``--model``, else ``$DREAMPOSE_MODEL``, else the official model
+    that ``dreampose download`` set up, else ``models/dreampose``."""
+    if model or os.environ.get(MODEL_ENV):
+        return model or os.environ[MODEL_ENV]
+    from dreampose.setup import installed_model
+
+    installed = installed_model()
+    return str(installed) if installed is not None else str(DEFAULT_MODEL_DIR)
 
 
 def load_pipeline(

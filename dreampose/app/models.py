@@ -63,8 +63,12 @@ class ModelCache:
         densepose_weights: str | None = None,
         extractor=None,
         extractor_kwargs: dict | None = None,
+        tiny: bool = False,
     ) -> None:
         self.model = model
+        # The tiny test model gets a tiny random DensePose unless weights are given: the
+        # whole app then runs offline (its poses are noise, and the page says so).
+        self.pose_backend = "tiny" if tiny and not densepose_weights else "native"
         self.device, self.dtype, self.cpu_offload = device, dtype, cpu_offload
         self.densepose_weights = densepose_weights
         self.extractor_kwargs = dict(extractor_kwargs or {})
@@ -96,7 +100,7 @@ class ModelCache:
             if self._extractor is None:
                 try:
                     self._extractor = loading.load_densepose(
-                        self.densepose_weights, device=self.device, **self.extractor_kwargs
+                        self.densepose_weights, self.pose_backend, self.device, **self.extractor_kwargs
                     )
                 except (OSError, ValueError) as e:
                     raise UserError(

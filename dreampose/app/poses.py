@@ -95,6 +95,7 @@ def _read_driving(app, path, fps, start, end, max_frames, progress, notes, cance
 
 
 def _extract_video(app, path, fps, start, end, max_frames, progress, notes, cancel) -> PoseSequence:
+    from pose_extraction.densepose.tiny import TINY_POSES_NOTE, is_tiny_random
     from pose_extraction.extract import extract_poses as extract
     from pose_extraction.video_reader import VideoLimits
 
@@ -119,6 +120,8 @@ def _extract_video(app, path, fps, start, end, max_frames, progress, notes, canc
         notes.append(f"Only the first {cap} frames were used (this app's limit).")
     if seq.missing.any():
         notes.append(f"Nobody was found in {int(seq.missing.sum())} frame(s); they reuse the nearest pose.")
+    if is_tiny_random(extractor):
+        notes.append(TINY_POSES_NOTE)
     return seq
 
 

@@ -63,7 +63,14 @@ class AppService:
         self.canvas = canvas or (TINY_CANVAS if self.is_tiny else (paper.HEIGHT, paper.WIDTH))
         self.sessions = SessionStore(session_root, ttl_s=self.limits.session_ttl_s)
         self.models = ModelCache(
-            model, device, dtype, cpu_offload, densepose_weights, extractor, extractor_kwargs
+            model,
+            device,
+            dtype,
+            cpu_offload,
+            densepose_weights,
+            extractor,
+            extractor_kwargs,
+            tiny=self.is_tiny,
         )
 
     # ------------------------------------------------------------------ sessions

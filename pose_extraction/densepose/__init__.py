@@ -16,7 +16,7 @@ from pose_extraction.densepose.download import DEFAULT_WEIGHTS_URL
 from pose_extraction.densepose.extractor import DensePoseExtractor, ImagePrediction
 from pose_extraction.densepose.model import DensePoseRCNN, InferenceSettings
 
-BACKENDS = ("native", "detectron2")
+BACKENDS = ("native", "detectron2", "tiny")
 
 __all__ = [
     "BACKENDS",
@@ -37,10 +37,12 @@ def load_extractor(
     device: str | torch.device = "cpu",
     **kwargs,
 ):
-    """A DensePose extractor for ``backend`` ("native": this port; "detectron2": detectron2 itself).
+    """A DensePose extractor for ``backend`` ("native": this port; "detectron2": detectron2 itself;
+    "tiny": a tiny random DensePose for offline demos and tests, whose poses are noise).
 
-    Both return ``list[DetectedPerson]`` per image. ``weights`` is a local path or URL (default: the
-    official model-zoo file); ``kwargs`` go to the backend (e.g. ``min_size``, ``batch_size``).
+    All return ``list[DetectedPerson]`` per image. ``weights`` is a local path or URL (default: the
+    official model-zoo file; "tiny" takes none); ``kwargs`` go to the backend (e.g. ``min_size``,
+    ``batch_size``).
     """
     if backend == "native":
         return DensePoseExtractor.from_pretrained(weights, device=device, **kwargs)
@@ -48,4 +50,12 @@ def load_extractor(
         from pose_extraction.densepose.detectron2_backend import Detectron2DensePoseExtractor
 
         return Detectron2DensePoseExtractor.from_pretrained(weights, device=device, **kwargs)
+    if backend == "tiny":
+        from pose_extraction.densepose.tiny import tiny_extractor
+
+        if weights is not None:
+            raise ValueError(
+                "the tiny DensePose is random and takes no weights; drop the weights or the backend"
+            )
+        return tiny_extractor(device, **kwargs)
     raise ValueError(f"unknown DensePose backend {backend!r}; choose one of {', '.join(BACKENDS)}")

@@ -1,14 +1,27 @@
-"""Fetching the official DensePose weights into the user's cache, on first use only (never at import)."""
+"""Fetching the official DensePose weights into the user's cache, on first use only (never at import).
+
+The transfer itself (progress, resume, checks, atomic rename) is ``dreampose.downloads``, the project's
+one download helper; this module only knows where the DensePose weights come from and go.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+from dreampose.downloads import DownloadError, ProgressCallback, cache_dir, download, is_url, sha256_of
+
+__all__ = [
+    "DEFAULT_WEIGHTS_URL",
+    "cache_dir",
+    "cached_path",
+    "download",
+    "is_url",
+    "resolve_weights",
+    "sha256_of",
+]
 
 DEFAULT_WEIGHTS_URL = (
     "https://dl.fbaipublicfiles.com/densepose/densepose_rcnn_R_50_FPN_s1x/165712039/model_final_162be9.pkl"
@@ -18,18 +31,6 @@ DEFAULT_WEIGHTS_URL = (
 # checking every key and shape against the model before it is moved into the cache.
 KNOWN_SHA256: dict[str, str] = {}
 
-CHUNK = 1 << 20
-
-
-def cache_dir() -> Path:
-    """``$DREAMPOSE_CACHE`` if set, else ``~/.cache/dreampose``."""
-    root = os.environ.get("DREAMPOSE_CACHE")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "dreampose"
-
-
-def is_url(path_or_url: str | os.PathLike) -> bool:
-    return isinstance(path_or_url, str) and urllib.parse.urlparse(path_or_url).scheme in ("http", "https")
-
 
 def cached_path(url: str, root: Path | None = None) -> Path:
     """Where ``url`` lives in the cache: ``<cache>/densepose/<file name>``."""
@@ -37,59 +38,11 @@ def cached_path(url: str, root: Path | None = None) -> Path:
     return (root or cache_dir()) / "densepose" / name
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def download(
-    url: str,
-    destination: Path,
-    *,
-    sha256: str | None = None,
-    verify: Callable[[Path], None] | None = None,
-    progress: bool = True,
-    timeout: float = 60.0,
-) -> Path:
-    """Download ``url`` to ``destination`` atomically, with a progress bar.
-
-    The bytes go to a temporary file next to ``destination``; it is checked (``sha256`` when known,
-    then ``verify``, which should raise on a bad file) and only then renamed, so an interrupted or
-    bad download never leaves a file that looks complete.
-    """
-    from tqdm.auto import tqdm
-
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=destination.name + ".", suffix=".partial", dir=destination.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(
-                total=total, unit="B", unit_scale=True, desc=destination.name, disable=not progress
-            ) as bar:
-                for block in iter(lambda: response.read(CHUNK), b""):
-                    out.write(block)
-                    bar.update(len(block))
-        if sha256 is not None and (actual := sha256_of(tmp)) != sha256.lower():
-            raise ValueError(f"download of {url} is corrupted: sha256 {actual}, expected {sha256}")
-        if verify is not None:
-            verify(tmp)
-        os.replace(tmp, destination)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return destination
-
-
 def resolve_weights(
     path_or_url: str | os.PathLike | None,
     *,
     verify: Callable[[Path], None] | None = None,
-    progress: bool = True,
+    progress: bool | ProgressCallback | None = True,
 ) -> Path:
     """A local weights path: the given file, or the cached download of a URL (default: the model zoo).
 
@@ -109,7 +62,7 @@ def resolve_weights(
     try:
         return download(url, destination, sha256=KNOWN_SHA256.get(url), verify=verify, progress=progress)
     except OSError as e:
-        raise OSError(
+        raise DownloadError(
             f"could not download the DensePose weights from {url}: {e}. Download the file yourself and pass "
             f"its path (--densepose-weights PATH), or place it at {destination}."
         ) from e
