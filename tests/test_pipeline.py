@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 from PIL import Image
 
 from dreampose.model.guidance import dual_guidance
 from dreampose.model.pipeline import DreamPosePipeline
+from dreampose.model.schedulers import SAMPLERS
+from pose_extraction.canvas import fit_image, fit_pose
 from tests.helpers.poses import SIZE, make_poses
 
 STEPS = 2
@@ -112,30 +117,93 @@ def test_guidance_weights_decide_what_the_output_depends_on(tiny_pipe, subject_i
     np.testing.assert_allclose(neither, frame(other_image, poses_b, 0.0, 0.0), atol=1)
 
 
-@pytest.mark.parametrize("scheduler", ["ddim", "dpm++", "euler"])
-def test_other_schedulers_run(tiny_pipe, subject_image, poses, scheduler):
-    out = render(tiny_pipe, subject_image, poses, frames=[0], num_inference_steps=3, scheduler=scheduler)
-    assert out.shape == (1, SIZE, SIZE, 3) and np.isfinite(out).all()
+@pytest.mark.parametrize(
+    "name, cls",
+    [("ddim", DDIMScheduler), ("dpm++", DPMSolverMultistepScheduler), ("euler", EulerDiscreteScheduler)],
+)
+def test_samplers_by_name_are_those_samplers(tiny_pipe, subject_image, poses, name, cls):
+    """A name gives that sampler on the model's noise schedule; a different sampler samples differently."""
+    own = cls.from_config(tiny_pipe.scheduler.config, **SAMPLERS[name][1])
+    by_name = render(tiny_pipe, subject_image, poses, frames=[0], num_inference_steps=3, scheduler=name)
+    np.testing.assert_array_equal(
+        by_name, render(tiny_pipe, subject_image, poses, frames=[0], num_inference_steps=3, scheduler=own)
+    )
+    assert differs(
+        by_name,
+        render(tiny_pipe, subject_image, poses, frames=[0], num_inference_steps=3, scheduler="pndm"),
+        0.1,
+    )
+    assert type(tiny_pipe.scheduler).__name__ == "PNDMScheduler", (
+        "a call never changes the model's own sampler"
+    )
+
+
+def test_two_threads_with_different_samplers_get_what_they_get_alone(tiny_pipe, subject_image, poses):
+    """The sampler belongs to the call: concurrent renders of one pipeline cannot disturb each other."""
+    requests = [
+        dict(scheduler="dpm++", num_inference_steps=6),
+        dict(scheduler="pndm", num_inference_steps=5),
+    ] * 2
+    alone = [render(tiny_pipe, subject_image, poses, frames=[1], **r) for r in requests]
+    results = [None] * len(requests)
+    barrier = threading.Barrier(len(requests))
+
+    def run(i):
+        barrier.wait()  # start together, so the sampling loops interleave
+        results[i] = render(tiny_pipe, subject_image, poses, frames=[1], **requests[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, expected in zip(results, alone, strict=True):
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_official_numerics_start_from_the_subject_latents(tiny_pipe, subject_image, poses):
+    """Official numerics noise the photo's own latents to the first timestep (img2img at strength 1)."""
     tiny_pipe.register_to_config(numerics="official")
-    official = render(tiny_pipe, subject_image, poses, frames=[0])
+    scheduler = tiny_pipe.make_scheduler("pndm")
+    started_from = []
+    real_add_noise = scheduler.add_noise
+    scheduler.add_noise = lambda original, noise, t: (
+        started_from.append((original, t)) or real_add_noise(original, noise, t)
+    )
+    render(tiny_pipe, subject_image, poses, frames=[0], scheduler=scheduler)
     tiny_pipe.register_to_config(numerics="dreampose")
-    ours = render(tiny_pipe, subject_image, poses, frames=[0])
-    assert differs(official, ours)
+    ((original, t),) = started_from
+    subject = fit_image(subject_image, SIZE, SIZE)
+    torch.testing.assert_close(original, tiny_pipe.encode_latents(subject, "cpu", torch.float32))
+    assert int(t[0]) == int(scheduler.timesteps[0])
+    started_from.clear()
+    render(tiny_pipe, subject_image, poses, frames=[0], scheduler=scheduler)
+    assert started_from == [], "our numerics start from pure noise"
 
 
-def test_greyscale_and_rgba_photos_are_converted(tiny_pipe, subject_image, poses):
+def test_greyscale_and_transparent_photos_are_what_they_show(tiny_pipe, subject_image, poses):
     grey = Image.fromarray(subject_image).convert("L")
-    rgba = Image.fromarray(subject_image).convert("RGBA")
-    for image in (grey, rgba, np.asarray(grey)):
-        assert render(tiny_pipe, image, poses, frames=[0]).shape == (1, SIZE, SIZE, 3)
+    as_rgb = np.repeat(np.asarray(grey)[:, :, None], 3, axis=2)
+    expected = render(tiny_pipe, as_rgb, poses, frames=[0])
+    np.testing.assert_array_equal(render(tiny_pipe, grey, poses, frames=[0]), expected)
+    np.testing.assert_array_equal(render(tiny_pipe, np.asarray(grey), poses, frames=[0]), expected)
+    # Transparent pixels become white (a cut-out's background), not black.
+    rgba = np.dstack([subject_image, np.full(subject_image.shape[:2], 255, np.uint8)])
+    rgba[:30, :, 3] = 0
+    on_white = subject_image.copy()
+    on_white[:30] = 255
+    np.testing.assert_array_equal(
+        render(tiny_pipe, rgba, poses, frames=[0]), render(tiny_pipe, on_white, poses, frames=[0])
+    )
 
 
-def test_poses_of_another_size_are_fitted_to_the_canvas(tiny_pipe, subject_image):
-    out = render(tiny_pipe, subject_image, make_poses(size=100), frames=[0])
-    assert out.shape == (1, SIZE, SIZE, 3)
+def test_poses_of_another_size_are_letterboxed_onto_the_canvas(tiny_pipe, subject_image):
+    big = make_poses(size=100)
+    fitted, _, _ = fit_pose(big, None, SIZE, SIZE)
+    np.testing.assert_array_equal(
+        render(tiny_pipe, subject_image, big, frames=[0]),
+        render(tiny_pipe, subject_image, fitted, frames=[0]),
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,111 @@
+"""The layers of the code base: no module imports a module of a higher layer, and the
+command line starts without loading torch."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import REPO
+
+# Lowest first. A module belongs to the first entry whose name is a prefix of its own.
+LAYERS = (
+    ("base", ("dreampose.paper", "dreampose.files", "dreampose.downloads")),
+    ("pose extraction", ("pose_extraction",)),
+    ("model", ("dreampose.model",)),
+    ("model setup", ("dreampose.setup",)),
+    ("loading", ("dreampose.loading",)),
+    (
+        "rendering and training",
+        (
+            "dreampose.render",
+            "dreampose.poses",
+            "dreampose.parallel",
+            "dreampose.speed",
+            "dreampose.training",
+            "dreampose.hub",
+            "dreampose.evaluation",
+        ),
+    ),
+    ("app and command line", ("dreampose.app", "dreampose.cli", "dreampose.__main__")),
+    ("package facade", ("dreampose",)),  # dreampose/__init__.py: lazy names for users
+    ("page", ("app",)),
+)
+
+
+def layer_of(module: str) -> int | None:
+    for rank, (_, prefixes) in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return rank
+    return None
+
+
+def module_name(path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(source: str) -> set[str]:
+    """Every project module ``source`` imports, at the top or inside functions."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return {n for n in names if n.split(".")[0] in ("dreampose", "pose_extraction", "app")}
+
+
+def upward_imports(module: str, source: str) -> list[str]:
+    """The imports in ``source`` (the text of ``module``) that reach a higher layer."""
+    own = layer_of(module)
+    found = []
+    for name in sorted(imported_modules(source)):
+        target = layer_of(name)
+        # `from dreampose import paper` names the package itself, which is not its facade.
+        if target is not None and target > own and name != "dreampose":
+            found.append(f"{name} ({LAYERS[target][0]})")
+    return found
+
+
+SOURCES = sorted(
+    [*(REPO / "dreampose").rglob("*.py"), *(REPO / "pose_extraction").rglob("*.py"), REPO / "app.py"]
+)
+
+
+def test_every_module_has_a_layer():
+    assert [module_name(p) for p in SOURCES if layer_of(module_name(p)) is None] == []
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
+def test_no_module_imports_a_higher_layer(path):
+    assert upward_imports(module_name(path), path.read_text()) == []
+
+
+def test_the_check_catches_upward_imports_also_inside_functions():
+    source = "def f():\n    from dreampose.render import render_frames\n"
+    assert "dreampose.render (rendering and training)" in upward_imports("pose_extraction.visualize", source)
+    assert upward_imports("dreampose.cli.render", source) == []
+    assert upward_imports("dreampose.model.pipeline", "from dreampose import paper\n") == []
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["render"], ["preview"], ["finetune"], ["train"], ["extract-poses"], ["download"]]
+)
+def test_help_loads_neither_torch_nor_diffusers(command):
+    """`dreampose --help` must be instant: heavy libraries load only in the command that runs."""
+    code = (
+        "import sys\n"
+        "from dreampose.cli import main\n"
+        "try:\n"
+        f"    main({[*command, '--help']!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'gradio') if m in sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr[-2000:]
