@@ -22,6 +22,7 @@ COMMANDS = (
     "finetune",
     "train",
     "prepare_dataset",
+    "evaluate",
 )
 
 
