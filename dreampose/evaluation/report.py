@@ -177,6 +177,10 @@ def side_by_side(
             x = i * (width + gap)
             canvas[strip:, x : x + width] = panel
             scale = strip / 30
+            while (
+                scale > 0.2 and cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > width - 6
+            ):
+                scale *= 0.9  # small panels: shrink the caption to its panel
             cv2.putText(
                 canvas,
                 label,
