@@ -139,9 +139,7 @@ def run(args: argparse.Namespace) -> int:
         def on_progress(p) -> None:
             bar.total = p.frames_total
             bar.update(p.frames_done - bar.n)
-            bar.set_postfix_str(
-                f"video {min(p.videos_done + 1, p.videos_total)}/{p.videos_total} {p.video}: {p.stage}"
-            )
+            bar.set_postfix_str(f"{p.video}: {p.stage}, {p.videos_done}/{p.videos_total} videos done")
 
         result = evaluate(
             args.model,

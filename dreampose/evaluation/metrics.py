@@ -33,7 +33,7 @@ stand-in, because torch-fidelity's always loads its weights), for plumbing check
 from __future__ import annotations
 
 import contextlib
-import importlib
+import importlib.util
 import pickle
 import warnings
 from collections.abc import Iterable, Iterator
