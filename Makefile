@@ -13,7 +13,7 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
-$(BIN)/.installed-dev: $(BIN)/.installed requirements-dev.txt
+$(BIN)/.installed-dev: $(BIN)/.installed requirements-dev.txt requirements-eval.txt
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 

@@ -13,7 +13,6 @@ from dreampose.app.service import SUBJECT_POINTER, AppService, Progress, no_prog
 from dreampose.app.sessions import Session
 
 MAX_DOWNLOAD_BYTES = 2 * 2**30  # larger finetuned subjects are not zipped for download
-LORA_RANK = 8  # the app's "LoRA" mode: small and fast (the CLI takes any rank)
 
 
 @dataclass
@@ -35,7 +34,7 @@ def finetune(
 ) -> FinetuneOutcome:
     """Finetune the model on the subject photos; the result is used by later steps."""
     from dreampose.training.finetune import finetune as run_finetune
-    from dreampose.training.settings import FinetuneSettings
+    from dreampose.training.settings import DEFAULT_LORA_RANK, FinetuneSettings
 
     photo_paths = app.photos(session, photos)
     unet_steps, vae_steps = int(unet_steps), int(vae_steps)
@@ -53,7 +52,7 @@ def finetune(
         vae_steps=vae_steps,
         height=height,
         width=width,
-        lora_rank=LORA_RANK if lora else 0,
+        lora_rank=DEFAULT_LORA_RANK if lora else 0,
     )
     output = session.path(f"subject_model_{time.time_ns()}")
     eta = Eta()

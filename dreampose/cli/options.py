@@ -18,24 +18,35 @@ import typing
 
 
 def add_settings_arguments(
-    parser: argparse.ArgumentParser, settings_cls, exclude: tuple[str, ...] = ()
+    parser: argparse.ArgumentParser,
+    settings_cls,
+    exclude: tuple[str, ...] = (),
+    overrides_of: str | None = None,
 ) -> None:
-    """One option per field of ``settings_cls`` that has ``help`` metadata."""
+    """One option per field of ``settings_cls`` that has ``help`` metadata.
+
+    With ``overrides_of`` (e.g. "--preset"), options default to None and only override the
+    settings that option chose (see ``settings_from_args(base=...)``).
+    """
     hints = typing.get_type_hints(settings_cls)
     for f in dataclasses.fields(settings_cls):
         if "help" not in f.metadata or f.name in exclude:
             continue
         flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
         kind = _base_type(hints[f.name])
+        default = None if overrides_of else f.default
         if kind is bool:
             action = "store_false" if f.default else "store_true"
-            parser.add_argument(flag, dest=f.name, action=action, help=f.metadata["help"])
+            parser.add_argument(flag, dest=f.name, action=action, default=default, help=f.metadata["help"])
             continue
-        default = f.default
-        shown = "none" if default is None else f"{default:g}" if isinstance(default, float) else default
+        if overrides_of:
+            shown = f"from {overrides_of}"
+        else:
+            shown = "none" if default is None else f"{default:g}" if isinstance(default, float) else default
         parser.add_argument(
             flag,
             dest=f.name,
+            metavar=flag.lstrip("-").upper().replace("-", "_"),
             type=kind,
             default=default,
             choices=f.metadata.get("choices"),
@@ -43,13 +54,19 @@ def add_settings_arguments(
         )
 
 
-def settings_from_args(settings_cls, args: argparse.Namespace, **overrides):
-    """``settings_cls`` from the options :func:`add_settings_arguments` made (plus ``overrides``)."""
+def settings_from_args(settings_cls, args: argparse.Namespace, base=None, **overrides):
+    """``settings_cls`` from the options :func:`add_settings_arguments` made (plus ``overrides``).
+
+    With ``base`` (a ``settings_cls``), options left at None keep the base's values.
+    """
     values = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(settings_cls)
         if "help" in f.metadata and hasattr(args, f.name)
     }
+    if base is not None:
+        values = {k: v for k, v in values.items() if v is not None}
+        return dataclasses.replace(base, **{**values, **overrides})
     return settings_cls(**{**values, **overrides})
 
 

@@ -14,6 +14,8 @@ from dreampose import paper
 from dreampose.model.checks import check_size
 
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
+# The rank of quick LoRA subjects (the app's LoRA mode, `evaluate --finetune lora`).
+DEFAULT_LORA_RANK = 8
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,10 @@ class FinetuneSettings:
     )
     gradient_checkpointing: bool = field(
         default=True,
-        **_option("recompute activations: less memory, slower", flag="--no-gradient-checkpointing"),
+        **_option(
+            "keep activations instead of recomputing them: faster, more memory",
+            flag="--no-gradient-checkpointing",
+        ),
     )
     use_8bit_adam: bool = field(
         default=False, **_option("8-bit AdamW (needs bitsandbytes)", flag="--8bit-adam")
@@ -163,7 +168,10 @@ class TrainSettings:
     )
     gradient_checkpointing: bool = field(
         default=True,
-        **_option("recompute activations: less memory, slower", flag="--no-gradient-checkpointing"),
+        **_option(
+            "keep activations instead of recomputing them: faster, more memory",
+            flag="--no-gradient-checkpointing",
+        ),
     )
     use_8bit_adam: bool = field(
         default=False, **_option("8-bit AdamW (needs bitsandbytes)", flag="--8bit-adam")
