@@ -27,6 +27,7 @@ from dreampose.app import render as render_step
 from dreampose.app.messages import OUT_OF_MEMORY, UserError, for_page, is_out_of_memory, sentence
 from dreampose.app.service import AppService
 from dreampose.app.zerogpu import gpu
+from dreampose.cli.options import add_speed_arguments, speed_settings
 from dreampose.loading import DEVICE_HELP, DTYPE_CHOICES, DTYPE_HELP, resolve_model
 from dreampose.model.schedulers import SAMPLERS
 from dreampose.render import RenderSettings, parse_scales
@@ -426,7 +427,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--device", default=None, help=DEVICE_HELP)
     parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
-    parser.add_argument("--cpu-offload", action="store_true", help="keep idle models on the CPU (small GPUs)")
+    add_speed_arguments(parser)
     parser.add_argument("--concurrency", type=int, default=1, help="jobs run at once (default 1 per GPU)")
     return parser.parse_args(argv)
 
@@ -440,7 +441,11 @@ def main(argv: list[str] | None = None) -> None:
         device=args.device,
         dtype=args.dtype,
         cpu_offload=args.cpu_offload,
+        speed=speed_settings(args),
     )
+    if args.compile and service.status.ready:
+        log.info("compiling the UNet before serving (once per start) ...")
+        log.info("compiled and warmed up in %.0f s", service.warm_up())
     demo = create_demo(service)
     try:
         demo.queue(max_size=20, default_concurrency_limit=args.concurrency).launch(

@@ -128,12 +128,17 @@ def load_pipeline(
     device: str | torch.device | None = None,
     dtype: str | None = None,
     cpu_offload: bool = False,
+    speed=None,
 ):
     """A DreamPose model (folder, hub id, LoRA subject folder, or ``"tiny"``) on its device.
 
     ``cpu_offload`` keeps idle components on the CPU and moves each to the GPU only while it
-    runs (for GPUs with little memory); it is ignored on the CPU.
+    runs (for GPUs with little memory); it is ignored on the CPU. ``speed``: the speed
+    settings to apply (``dreampose.speed``; default: what the device gets by default;
+    ``SpeedSettings()`` for the plain path).
     """
+    from dreampose.speed import apply_speed_settings, default_speed_settings
+
     placement = pick_device(device, dtype)
     pipe = _load(model, placement.dtype)
     if placement.device.type == "cpu":
@@ -144,6 +149,8 @@ def load_pipeline(
         pipe.to(placement.device)
         if pipe.unet.dtype != placement.dtype:  # folders load in their dtype already; tiny is fp32
             pipe.to(dtype=placement.dtype)
+    speed = speed if speed is not None else default_speed_settings(placement.device)
+    log.info("%s on %s: %s", model, placement, ", ".join(apply_speed_settings(pipe, speed)))
     return pipe
 
 

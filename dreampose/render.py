@@ -45,8 +45,13 @@ class RenderSettings:
     seed: int = field(default=0, metadata={"help": "random seed (0 to 2**63 - 1)"})
     height: int = field(default=paper.HEIGHT, metadata={"help": "output height, a multiple of 64"})
     width: int = field(default=paper.WIDTH, metadata={"help": "output width, a multiple of 64"})
-    frame_batch_size: int = field(
-        default=1, metadata={"flag": "--batch-frames", "help": "frames sampled together in one UNet batch"}
+    frame_batch_size: int | None = field(
+        default=None,
+        metadata={
+            "flag": "--batch-frames",
+            "help": "frames sampled together in one UNet batch (default: 1 on the CPU, "
+            "as many as fit in the free memory of a GPU)",
+        },
     )
     noise_per_frame: bool = field(
         default=False,
@@ -60,7 +65,9 @@ class RenderSettings:
         check_guidance("pose_guidance_scale", self.pose_guidance_scale)
         check_steps(self.num_inference_steps)
         check_size(self.height, self.width)
-        if not isinstance(self.frame_batch_size, int) or self.frame_batch_size < 1:
+        if self.frame_batch_size is not None and (
+            not isinstance(self.frame_batch_size, int) or self.frame_batch_size < 1
+        ):
             raise ValueError(f"frame_batch_size must be at least 1; got {self.frame_batch_size}")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise ValueError(f"the seed must be a whole number from 0 to 2**63 - 1; got {self.seed}")
@@ -103,6 +110,8 @@ def render_frames(
     """
     import torch
 
+    from dreampose.speed import auto_frame_batch
+
     selected = list(range(len(poses))) if frames is None else list(frames)
     total_steps = len(selected) * settings.num_inference_steps
     result = RenderResult()
@@ -126,7 +135,8 @@ def render_frames(
             frames=selected,
             height=settings.height,
             width=settings.width,
-            frame_batch_size=settings.frame_batch_size,
+            frame_batch_size=settings.frame_batch_size
+            or auto_frame_batch(pipe, settings.height, settings.width),
             generator=torch.Generator().manual_seed(settings.seed),
             same_noise_for_all_frames=not settings.noise_per_frame,
             callback_on_step_end=step_callback,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import zipfile
 
 import imageio_ffmpeg
 import numpy as np
@@ -119,3 +120,42 @@ def test_subject_pose_without_a_body_is_a_clear_error(files, tmp_path, capsys):
     argv = ["preview", *common(files), "--output", str(tmp_path / "c.png"), "--subject-pose", str(subject)]
     assert main(argv) == 2
     assert "subject's pose has no body" in capsys.readouterr().err
+
+
+def test_guidance_grid_is_one_labelled_png_of_every_pair(files):
+    out = files / "grid.png"
+    argv = ["preview", *common(files), "--frame", "2", "--guidance-grid", "0,8:1,3,5", "--output", str(out)]
+    assert main(argv) == 0
+    grid = np.asarray(Image.open(out))
+    gap = 4
+    assert grid.shape == (2 * SIZE + gap, 3 * SIZE + 2 * gap, 3)  # rows sI, columns sP
+    single = files / "single.png"
+    argv = ["preview", *common(files), "--frame", "2", "--image-guidance", "8", "--pose-guidance", "5"]
+    assert main([*argv, "--output", str(single)]) == 0
+    cell = grid[SIZE + gap :, 2 * (SIZE + gap) :]
+    below_label = slice(SIZE // 2, SIZE)  # the label covers the cell's top-left corner
+    np.testing.assert_array_equal(cell[below_label], np.asarray(Image.open(single))[below_label])
+
+
+def test_grid_values_are_checked(files, capsys):
+    argv = ["preview", *common(files), "--guidance-grid", "4,8", "--output", str(files / "g.png")]
+    assert main(argv) == 2
+    assert "SI_VALUES:SP_VALUES" in capsys.readouterr().err
+
+
+def test_official_pose_zip_renders_like_the_pose_file(files, tmp_path):
+    """The official frame_N_densepose.npy layout, zipped, is a valid --poses input."""
+    from pose_extraction.official import export_official
+
+    seq = PoseSequence.load(files / "poses.npz")
+    folder = export_official(seq, tmp_path / "official")
+    with zipfile.ZipFile(tmp_path / "poses.zip", "w") as z:
+        for path in sorted(folder.iterdir()):
+            z.write(path, f"poses/{path.name}")
+    args = common(files)
+    for name, poses in (("npz", files / "poses.npz"), ("zip", tmp_path / "poses.zip")):
+        args[args.index("--poses") + 1] = str(poses)
+        assert main(["preview", *args, "--frame", "1", "--output", str(tmp_path / f"{name}.png")]) == 0
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(tmp_path / "npz.png")), np.asarray(Image.open(tmp_path / "zip.png"))
+    )

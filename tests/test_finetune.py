@@ -244,3 +244,35 @@ def test_cli_finetune_writes_a_model_and_reports_errors(tmp_path, base_dir, caps
     bad = [*args, "--image", str(tmp_path / "me.png"), "--output", str(tmp_path / "bad")]
     assert cli_main(bad) == 2
     assert "1 frames for 2 photos" in capsys.readouterr().err
+
+
+def test_bf16_mixed_precision_learns_and_its_checkpoints_round_trip(tmp_path):
+    """Mixed precision as GPUs run it (bf16 autocast, fp32 weights), tested on the CPU."""
+    images, poses = subject(1)
+    pipe = tiny_pipeline(0)
+    settings = FinetuneSettings(
+        unet_steps=20,
+        vae_steps=2,
+        unet_lr=2e-3,
+        vae_lr=1e-3,
+        mixed_precision="bf16",
+        crop_min_scale=1.0,
+        **FAST,
+    )
+    autocast_dtypes = []
+    real_forward = pipe.unet.forward
+
+    def spy(*args, **kwargs):
+        autocast_dtypes.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+        return real_forward(*args, **kwargs)
+
+    pipe.unet.forward = spy
+    result = finetune(pipe, images, tmp_path / "bf16", poses=poses, settings=settings)
+    pipe.unet.forward = real_forward
+    assert set(autocast_dtypes) == {torch.bfloat16}, "the UNet ran under bf16 autocast"
+    assert pipe.unet.dtype == torch.float32, "the trained weights stay fp32"
+    losses = result.losses["unet"]
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
+    loaded = DreamPosePipeline.from_pretrained(tmp_path / "bf16")
+    for name, tensor in pipe.unet.state_dict().items():
+        torch.testing.assert_close(loaded.unet.state_dict()[name], tensor, rtol=0, atol=0)

@@ -17,14 +17,13 @@ LAYERS = (
     ("pose extraction", ("pose_extraction",)),
     ("model", ("dreampose.model",)),
     ("model setup", ("dreampose.setup",)),
-    ("loading", ("dreampose.loading",)),
+    ("loading", ("dreampose.loading", "dreampose.speed")),
     (
         "rendering and training",
         (
             "dreampose.render",
             "dreampose.poses",
             "dreampose.parallel",
-            "dreampose.speed",
             "dreampose.training",
             "dreampose.hub",
             "dreampose.evaluation",

@@ -14,11 +14,11 @@ from diffusers.models.attention_processor import AttnProcessor
 
 from dreampose.model.tiny import tiny_pipeline
 from dreampose.speed import (
-    FAST_GPU,
     SpeedSettings,
     apply_speed_settings,
     attention_backends,
     check_sdpa,
+    default_speed_settings,
 )
 
 LATENT_TOL = 1e-4
@@ -110,10 +110,10 @@ def test_fusing_twice_is_harmless(reference):
         SpeedSettings(vae_slicing=True),
         # Below the VAE's sample size diffusers does not tile, so tiling must change nothing.
         SpeedSettings(vae_tiling=True),
-        FAST_GPU,
+        default_speed_settings("cuda"),  # what CUDA renders get by default
         SpeedSettings(channels_last=True, fuse_qkv=True, vae_slicing=True, vae_tiling=True),
     ],
-    ids=["channels_last", "fuse_qkv", "vae_slicing", "vae_tiling_small", "fast_gpu", "all_but_compile"],
+    ids=["channels_last", "fuse_qkv", "vae_slicing", "vae_tiling_small", "cuda_default", "all_but_compile"],
 )
 def test_optimised_render_matches_plain(reference, settings):
     pipe = tiny_pipeline(seed=0)
@@ -144,6 +144,7 @@ def test_compile_settings_are_checked():
         SpeedSettings(compile_unet=True, compile_backend="aot_eager", compile_mode="max-autotune")
 
 
+@pytest.mark.slow
 def test_traced_unet_matches_plain(reference):
     """Dynamo traces the UNet through the real sampling loop (aot_eager: no code generation,
     so seconds instead of minutes); inductor's generated code is checked by the slow test."""
@@ -160,3 +161,49 @@ def test_inductor_compiled_unet_matches_plain(reference):
     torch._dynamo.reset()
     apply_speed_settings(pipe, SpeedSettings(compile_unet=True, channels_last=True, fuse_qkv=True))
     _assert_matches(reference, _render(pipe))
+
+
+def test_defaults_are_on_for_gpus_only_and_keep_lora_targets_while_training():
+    cuda = default_speed_settings("cuda")
+    assert (cuda.channels_last, cuda.fuse_qkv, cuda.vae_slicing, cuda.compile_unet) == (
+        True,
+        True,
+        True,
+        False,
+    )
+    assert not default_speed_settings("cuda", training=True).fuse_qkv, "LoRA targets to_q/to_k/to_v"
+    assert default_speed_settings("cuda", compile=True).compile_unet
+    assert default_speed_settings("cpu") == SpeedSettings(), "measured no gain on the CPU"
+
+
+def test_cli_speed_options(monkeypatch):
+    from dreampose.cli import build_parser
+    from dreampose.cli.options import speed_settings
+
+    def parse(*extra):
+        return build_parser().parse_args(
+            ["render", "--image", "p.png", "--poses", "p.npz", "--output", "o.mp4", *extra]
+        )
+
+    assert speed_settings(parse("--device", "cpu")) == SpeedSettings()
+    assert speed_settings(parse("--device", "cpu", "--compile")).compile_unet
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    assert speed_settings(parse("--device", "cuda")) == default_speed_settings("cuda")
+    assert speed_settings(parse("--device", "cuda", "--no-speed-settings")) == SpeedSettings()
+
+
+def test_automatic_frame_batch_fits_the_free_memory(monkeypatch):
+    from dreampose.speed import BYTES_PER_FRAME_640X512, MAX_AUTO_FRAME_BATCH, auto_frame_batch
+
+    pipe = tiny_pipeline(seed=0)
+    assert auto_frame_batch(pipe, 640, 512) == 1, "one frame at a time on the CPU"
+    pipe.unet.to(torch.float16)
+    monkeypatch.setattr(type(pipe), "_execution_device", property(lambda self: torch.device("cuda", 0)))
+    free = {"bytes": 3.5 * BYTES_PER_FRAME_640X512}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (int(free["bytes"]), 80 * 2**30))
+    assert auto_frame_batch(pipe, 640, 512) == 2  # 80 % of 3.5 frames' worth
+    assert auto_frame_batch(pipe, 320, 256) == MAX_AUTO_FRAME_BATCH  # 11 quarter-size frames fit: capped
+    free["bytes"] = 0.1 * BYTES_PER_FRAME_640X512
+    assert auto_frame_batch(pipe, 640, 512) == 1, "never below one frame"

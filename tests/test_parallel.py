@@ -129,6 +129,7 @@ def _single_process(same_noise: bool) -> np.ndarray:
     return np.stack(render_frames(tiny_pipeline(seed=0), image, poses, settings).frames)
 
 
+@pytest.mark.slow  # two torchrun processes
 @pytest.mark.parametrize("name, same_noise", [("shared", True), ("per_frame", False)])
 def test_two_processes_stitch_the_single_process_video(two_process_result, name, same_noise):
     assert int(two_process_result["world_size"]) == 2
@@ -141,12 +142,14 @@ def test_two_processes_stitch_the_single_process_video(two_process_result, name,
     assert np.abs(reference[0] - reference[-1]).max() > 10
 
 
+@pytest.mark.slow  # two torchrun processes
 def test_a_failing_process_reports_and_the_rest_is_kept(two_process_result):
     # Rank 1 had frames 3, 4 and failed after frame 3.
     assert two_process_result["failing_indices"].tolist() == [0, 1, 2, 3]
     assert two_process_result["failing_errors"].tolist() == ["1: RuntimeError: simulated failure on rank 1"]
 
 
+@pytest.mark.slow  # two torchrun processes
 def test_render_command_under_torchrun_writes_the_whole_video(tmp_path):
     """`torchrun -m dreampose render` (what `accelerate launch -m dreampose render` runs):
     process 0 writes one mp4 with every frame, in order, equal to a one-process render."""

@@ -64,12 +64,14 @@ class ModelCache:
         extractor=None,
         extractor_kwargs: dict | None = None,
         tiny: bool = False,
+        speed=None,
     ) -> None:
         self.model = model
         # The tiny test model gets a tiny random DensePose unless weights are given: the
         # whole app then runs offline (its poses are noise, and the page says so).
         self.pose_backend = "tiny" if tiny and not densepose_weights else "native"
         self.device, self.dtype, self.cpu_offload = device, dtype, cpu_offload
+        self.speed = speed  # dreampose.speed settings; None: the device's defaults
         self.densepose_weights = densepose_weights
         self.extractor_kwargs = dict(extractor_kwargs or {})
         self._extractor = extractor
@@ -90,7 +92,7 @@ class ModelCache:
             return self._base
 
     def _load(self, model: str):
-        pipe = loading.load_pipeline(model, self.device, self.dtype, self.cpu_offload)
+        pipe = loading.load_pipeline(model, self.device, self.dtype, self.cpu_offload, self.speed)
         pipe.set_progress_bar_config(disable=True)
         return pipe
 

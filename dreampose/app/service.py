@@ -55,6 +55,7 @@ class AppService:
         cpu_offload: bool = False,
         canvas: tuple[int, int] | None = None,
         session_root: str | os.PathLike | None = None,
+        speed=None,
     ) -> None:
         self.model = model
         self.status = model_status(model)
@@ -71,6 +72,7 @@ class AppService:
             extractor,
             extractor_kwargs,
             tiny=self.is_tiny,
+            speed=speed,
         )
 
     # ------------------------------------------------------------------ sessions
@@ -86,6 +88,14 @@ class AppService:
         """Ask the session's running ``kind`` of step (or all) to stop after the current step."""
         session = self.sessions._sessions.get(session_id or "")
         return session.cancel(kind) if session is not None else False
+
+    def warm_up(self) -> float:
+        """Load the model and run one short render (compiles a torch.compile'd UNet now, not
+        during the first user's render); returns the seconds it took."""
+        from dreampose.speed import auto_frame_batch, warm_up
+
+        pipe = self.pipeline()
+        return warm_up(pipe, *self.canvas, auto_frame_batch(pipe, *self.canvas))
 
     def close(self) -> None:
         """Server shutdown: end every session and delete its folder."""

@@ -40,9 +40,11 @@ def add_settings_arguments(
             parser.add_argument(flag, dest=f.name, action=action, default=default, help=f.metadata["help"])
             continue
         if overrides_of:
-            shown = f"from {overrides_of}"
+            shown = f" (default from {overrides_of})"
+        elif default is None:  # the help says what happens without it
+            shown = ""
         else:
-            shown = "none" if default is None else f"{default:g}" if isinstance(default, float) else default
+            shown = f" (default {default:g})" if isinstance(default, float) else f" (default {default})"
         parser.add_argument(
             flag,
             dest=f.name,
@@ -50,7 +52,7 @@ def add_settings_arguments(
             type=kind,
             default=default,
             choices=f.metadata.get("choices"),
-            help=f"{f.metadata['help']} (default {shown})",
+            help=f.metadata["help"] + shown,
         )
 
 
@@ -128,7 +130,32 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_settings_arguments(parser, RenderSettings)
     add_device_arguments(parser)
+    add_speed_arguments(parser)
+
+
+def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
+    """How models run: offloading, torch.compile, the plain path (CLI and app alike)."""
     parser.add_argument("--cpu-offload", action="store_true", help="keep idle models on the CPU (small GPUs)")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the UNet: faster frames on a GPU after a warm-up of a minute or more at start",
+    )
+    parser.add_argument(
+        "--no-speed-settings",
+        action="store_true",
+        help="the plain path, for debugging: no channels-last, fused QKV or VAE slicing (on by default on GPUs)",
+    )
+
+
+def speed_settings(args: argparse.Namespace):
+    """The speed settings the options ask for, on the device they name."""
+    from dreampose.loading import pick_device
+    from dreampose.speed import SpeedSettings, default_speed_settings
+
+    if args.no_speed_settings:
+        return SpeedSettings(compile_unet=args.compile)
+    return default_speed_settings(pick_device(args.device).device, compile=args.compile)
 
 
 def render_inputs(args: argparse.Namespace):
@@ -143,10 +170,17 @@ def render_inputs(args: argparse.Namespace):
     return settings, place_poses(poses, settings.height, settings.width, subject)
 
 
-def load_model(args: argparse.Namespace):
-    """The model named by ``--model`` on the device of ``--device``/``--dtype``."""
+def load_model(args: argparse.Namespace, settings=None):
+    """The model named by ``--model`` on the device of ``--device``/``--dtype``, with the
+    speed settings asked for; with ``--compile``, warmed up for ``settings``' canvas."""
     from dreampose.loading import load_pipeline, resolve_model
+    from dreampose.speed import auto_frame_batch, warm_up
 
-    pipe = load_pipeline(resolve_model(args.model), args.device, args.dtype, args.cpu_offload)
+    speed = speed_settings(args)
+    pipe = load_pipeline(resolve_model(args.model), args.device, args.dtype, args.cpu_offload, speed)
     pipe.set_progress_bar_config(disable=True)  # the command shows one bar for the whole job
+    if speed.compile_unet and settings is not None:
+        batch = settings.frame_batch_size or auto_frame_batch(pipe, settings.height, settings.width)
+        print("compiling the UNet (once per run) ...", flush=True)
+        print(f"compiled in {warm_up(pipe, settings.height, settings.width, batch):.0f} s", flush=True)
     return pipe

@@ -34,7 +34,7 @@ def run(args) -> int:
     if not 0 <= args.frame < len(poses):
         raise ValueError(f"--frame {args.frame} does not exist: the poses have frames 0 to {len(poses) - 1}")
     output = writable_file(args.output, suffixes=(".png",))
-    pipe = load_model(args)
+    pipe = load_model(args, settings)
     if grid is None:
         picture = render.preview_frame(pipe, args.image, poses, args.frame, settings)
     else:

@@ -37,7 +37,7 @@ def run_single(args, settings, poses, frames) -> int:
 
     from dreampose import render
 
-    pipe = load_model(args)
+    pipe = load_model(args, settings)
     with tqdm(desc="rendering", unit="step") as bar:
 
         def on_step(done: int, total: int) -> None:
@@ -66,7 +66,7 @@ def run_distributed(args, settings, poses, frames) -> int:
     rank, _ = parallel.init_distributed()
     if args.device is None:
         args.device = str(parallel.local_device())
-    pipe = load_model(args)
+    pipe = load_model(args, settings)
     frames = frames if frames is not None else list(range(len(poses)))
 
     def render_chunk(chunk, on_frame):

@@ -470,11 +470,16 @@ def _load_model(model, device):
     device of the one device rule, and the name LoRA results should record as their base."""
     from dreampose.loading import load_pipeline, pick_device
     from dreampose.model.pipeline import DreamPosePipeline
+    from dreampose.speed import apply_speed_settings, default_speed_settings
 
+    placement = pick_device(device, "fp32")
+    speed = default_speed_settings(placement.device, training=True)
     if isinstance(model, DreamPosePipeline):
         base = model.config.get("_name_or_path") or model.name_or_path
-        return model.to(pick_device(device, "fp32").device), str(base or "")
-    return load_pipeline(str(model), device, "fp32"), str(model)
+        model.to(placement.device)
+        apply_speed_settings(model, speed)
+        return model, str(base or "")
+    return load_pipeline(str(model), device, "fp32", speed=speed), str(model)
 
 
 def _latent_size(pipe, settings: FinetuneSettings) -> tuple[int, int]:
