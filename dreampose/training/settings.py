@@ -91,7 +91,24 @@ def _check_at_least(settings, minimum: int, *names: str) -> None:
 
 
 @dataclass(frozen=True)
-class FinetuneSettings:
+class _OptimiserSettings:
+    """What both phases' optimisation shares (their fields come first in each)."""
+
+    gradient_checkpointing: bool = field(
+        default=True,
+        **_option(
+            "keep activations instead of recomputing them: faster, more memory",
+            flag="--no-gradient-checkpointing",
+        ),
+    )
+    use_8bit_adam: bool = field(
+        default=False, **_option("8-bit AdamW (needs bitsandbytes)", flag="--8bit-adam")
+    )
+    max_grad_norm: float = 1.0
+
+
+@dataclass(frozen=True)
+class FinetuneSettings(_OptimiserSettings):
     """Subject finetuning (phase 2), with the paper's defaults (supplement, section 1)."""
 
     unet_steps: int = field(default=paper.FINETUNE_UNET_STEPS, **_option("UNet + adapter steps"))
@@ -112,17 +129,6 @@ class FinetuneSettings:
             "auto: the device's dtype (bf16 or fp16 on GPUs, none on the CPU)", choices=MIXED_PRECISION
         ),
     )
-    gradient_checkpointing: bool = field(
-        default=True,
-        **_option(
-            "keep activations instead of recomputing them: faster, more memory",
-            flag="--no-gradient-checkpointing",
-        ),
-    )
-    use_8bit_adam: bool = field(
-        default=False, **_option("8-bit AdamW (needs bitsandbytes)", flag="--8bit-adam")
-    )
-    max_grad_norm: float = 1.0
     checkpoint_every: int = field(default=100, **_option("steps between resumable checkpoints"))
 
     def __post_init__(self) -> None:
@@ -144,7 +150,7 @@ class FinetuneSettings:
 
 
 @dataclass(frozen=True)
-class TrainSettings:
+class TrainSettings(_OptimiserSettings):
     """Base training (phase 1), with the paper's defaults. ``batch_size`` is per device; the
     effective batch is batch_size x gradient_accumulation_steps x number of processes."""
 
@@ -166,17 +172,6 @@ class TrainSettings:
     mixed_precision: str = field(
         default="no", **_option("accelerate's mixed precision", choices=("no", "fp16", "bf16"))
     )
-    gradient_checkpointing: bool = field(
-        default=True,
-        **_option(
-            "keep activations instead of recomputing them: faster, more memory",
-            flag="--no-gradient-checkpointing",
-        ),
-    )
-    use_8bit_adam: bool = field(
-        default=False, **_option("8-bit AdamW (needs bitsandbytes)", flag="--8bit-adam")
-    )
-    max_grad_norm: float = 1.0
     checkpoint_every: int = field(default=500, **_option("steps between checkpoints"))
     keep_checkpoints: int = field(default=2, **_option("checkpoints kept"))
     sample_every: int = field(default=500, **_option("steps between sample frames (0: none)"))
