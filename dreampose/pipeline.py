@@ -31,6 +31,7 @@ from dreampose.conditioning import (
 )
 from dreampose.guidance import dual_guidance
 from dreampose.schedulers import make_scheduler
+from dreampose.turbo import DeepCacheUNet, check_interval
 from dreampose.unet import num_pose_frames_of, widen_conv_in
 from pose_extraction.canvas import fit_image, fit_pose
 from pose_extraction.pose_sequence import PoseSequence
@@ -132,6 +133,7 @@ class DreamPosePipeline(DiffusionPipeline):
         output_type: str = "pil",
         callback_on_step_end: StepCallback | None = None,
         return_dict: bool = True,
+        turbo: int | None = None,
     ) -> DreamPoseOutput | tuple:
         """Render ``frames`` (default: all) of ``poses`` with the subject in ``image``.
 
@@ -140,7 +142,9 @@ class DreamPosePipeline(DiffusionPipeline):
         PoseSequence or an array (N, 2, H, W) of U, V in [0, 1]. The seed is taken from
         ``generator.initial_seed()`` so any frame renders the same whichever frames share
         its call. ``callback_on_step_end(pipe, step, timestep, {"latents", "frame_indices"})``
-        runs after every denoising step; raising from it stops the render.
+        runs after every denoising step; raising from it stops the render. ``turbo=N`` runs
+        the whole UNet only every N-th step and its shallow layers in between (DeepCache,
+        see dreampose/turbo.py); None is the plain sampler.
         """
         indices, chunks = [], []
         for batch_indices, batch in self.iter_frames(
@@ -156,6 +160,7 @@ class DreamPosePipeline(DiffusionPipeline):
             generator=generator,
             same_noise_for_all_frames=same_noise_for_all_frames,
             callback_on_step_end=callback_on_step_end,
+            turbo=turbo,
         ):
             indices += batch_indices
             chunks.append(batch)
@@ -183,6 +188,7 @@ class DreamPosePipeline(DiffusionPipeline):
         generator: torch.Generator | None = None,
         same_noise_for_all_frames: bool = True,
         callback_on_step_end: StepCallback | None = None,
+        turbo: int | None = None,
     ) -> Iterator[tuple[list[int], np.ndarray]]:
         """Like ``__call__``, but yields (frame indices, uint8 frames) batch by batch, so a
         caller keeps every finished frame if a later one fails or is cancelled."""
@@ -191,6 +197,8 @@ class DreamPosePipeline(DiffusionPipeline):
             poses, image_guidance_scale, pose_guidance_scale, num_inference_steps, height, width
         )
         frames = self.check_frames(frames, len(uv), frame_batch_size)
+        if turbo is not None:
+            check_interval(turbo)
 
         # 1. Define call parameters
         device = self._execution_device
@@ -224,6 +232,7 @@ class DreamPosePipeline(DiffusionPipeline):
                 subject_latents,
                 batch,
                 callback_on_step_end,
+                turbo,
             )
             yield batch, self.decode_latents(latents)
 
@@ -316,6 +325,7 @@ class DreamPosePipeline(DiffusionPipeline):
         subject_latents,
         frame_indices,
         callback_on_step_end,
+        turbo: int | None = None,
     ) -> torch.Tensor:
         """Run the sampler on one frame batch. The three guidance branches, for every frame
         of the batch, share one UNet call: (∅, ∅), (c_I, c_P), (c_I, ∅)."""
@@ -329,12 +339,14 @@ class DreamPosePipeline(DiffusionPipeline):
         no_pose = torch.zeros_like(pose)
         pose_in = torch.cat([no_pose, pose, no_pose])
         embeds = torch.cat([uncond_embeds.expand(batch, -1, -1), cond_embeds.expand(2 * batch, -1, -1)])
+        # Turbo: a fresh DeepCache wrapper per frame batch, so no two loops share its cache.
+        unet = self.unet if turbo is None else DeepCacheUNet(self.unet, interval=turbo)
 
         with self.progress_bar(total=len(timesteps)) as progress:
             for i, t in enumerate(timesteps):
                 model_input = self.scheduler.scale_model_input(torch.cat([latents] * 3), t)
                 model_input = torch.cat([model_input, pose_in], dim=1)
-                eps = self.unet(model_input, t, encoder_hidden_states=embeds).sample
+                eps = unet(model_input, t, encoder_hidden_states=embeds).sample
                 eps_uncond, eps_image_pose, eps_image = eps.chunk(3)
                 eps = dual_guidance(
                     eps_uncond, eps_image, eps_image_pose, image_guidance_scale, pose_guidance_scale
