@@ -37,6 +37,7 @@ class RenderSettings:
     width: int = 512
     frame_batch_size: int = 1
     same_noise_for_all_frames: bool = True
+    turbo: int | None = None  # DeepCache interval (dreampose/turbo.py); None = the plain sampler
 
     def with_(self, **changes) -> RenderSettings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -170,6 +171,7 @@ def render_frames(
             generator=torch.Generator().manual_seed(settings.seed),
             same_noise_for_all_frames=settings.same_noise_for_all_frames,
             callback_on_step_end=step_callback,
+            turbo=settings.turbo,
         ):
             for index, frame in zip(batch_indices, batch, strict=True):
                 result.frames.append(frame)

@@ -60,12 +60,20 @@ def test_preview_writes_a_png(files):
         (["--frame", "9"], "frame 9 is out of range"),
         (["--image-guidance", "-2"], "image_guidance_scale must be 0 or more"),
         (["--height", "100"], "multiple of 64"),
+        (["--turbo", "0"], "turbo must be a whole number of at least 1"),
     ],
 )
 def test_bad_input_exits_2_with_one_clear_line(files, capsys, extra, message):
     assert main(["preview", *common(files), "--output", str(files / "x.png"), *extra]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_turbo_1_previews_exactly_the_plain_frame(files):
+    plain, turbo = files / "plain.png", files / "turbo1.png"
+    assert main(["preview", *common(files), "--frame", "2", "--output", str(plain)]) == 0
+    assert main(["preview", *common(files), "--frame", "2", "--output", str(turbo), "--turbo", "1"]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(plain)), np.asarray(Image.open(turbo)))
 
 
 def test_bad_frame_range(files, capsys):

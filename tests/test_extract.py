@@ -136,3 +136,27 @@ def test_preview_panels_and_colours(tmp_path):
     import imageio_ffmpeg
 
     assert imageio_ffmpeg.count_frames_and_secs(str(path))[0] == 2
+
+
+def test_cli_detector_size_precision_and_batch_reach_the_extractor():
+    from argparse import Namespace
+
+    from dreampose.commands.extract_poses import extractor_options
+
+    def args(**changes):
+        base = dict(detector_size=800, pose_precision="fp32", pose_backend="native", batch_size=8)
+        return Namespace(**{**base, **changes})
+
+    assert extractor_options(args(), "cpu") == {"min_size": 800, "batch_size": 1}
+    assert extractor_options(args(detector_size=512, pose_precision="fp16"), "cuda:1") == {
+        "min_size": 512,
+        "fp16": True,
+        "batch_size": 8,
+    }
+    assert extractor_options(args(pose_precision="bf16"), "cpu")["bf16"] is True
+    with pytest.raises(ValueError, match="--detector-size must be 32 to 1333 pixels; got 2000"):
+        extractor_options(args(detector_size=2000), "cpu")
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        extractor_options(args(pose_precision="fp16"), "cpu")
+    with pytest.raises(ValueError, match="needs the native backend"):
+        extractor_options(args(pose_precision="bf16", pose_backend="detectron2"), "cuda")

@@ -38,6 +38,14 @@ def add_render_arguments(parser: argparse.ArgumentParser, steps_default: int = 1
         action="store_true",
         help="draw new initial noise for every frame (default: all frames share it, for consistency)",
     )
+    parser.add_argument(
+        "--turbo",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the whole UNet only every N-th step and reuse its deep features in between "
+        "(DeepCache; faster, slightly different frames; e.g. 3). Default: off",
+    )
     parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: CUDA when present)")
     parser.add_argument("--cpu-offload", action="store_true", help="keep idle models on the CPU (small GPUs)")
 
@@ -55,6 +63,7 @@ def settings_from_args(args):
         width=args.width,
         frame_batch_size=args.batch_frames,
         same_noise_for_all_frames=not args.noise_per_frame,
+        turbo=args.turbo,
     )
 
 

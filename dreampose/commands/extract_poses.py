@@ -25,6 +25,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--pose-backend", choices=("native", "detectron2"), default="native")
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda (default: cuda when available)")
     parser.add_argument("--batch-size", type=int, default=8, help="frames per DensePose batch (default 8)")
+    parser.add_argument(
+        "--detector-size",
+        type=int,
+        default=800,
+        help="shorter side in pixels the person detector resizes frames to (default 800, the model "
+        "zoo's; 512 is faster and changes the poses a little, see the README)",
+    )
+    parser.add_argument(
+        "--pose-precision",
+        choices=("fp32", "fp16", "bf16"),
+        default="fp32",
+        help="DensePose arithmetic (default fp32; fp16 needs CUDA; see the README before changing it)",
+    )
     parser.add_argument("--max-duration", type=float, default=600.0, help="refuse longer parts (seconds)")
     parser.add_argument("--max-pixels", type=int, default=4096 * 2304, help="refuse larger frames (pixels)")
     parser.add_argument("--preview", type=Path, help="also write a preview video (mp4) of the poses")
@@ -102,4 +115,32 @@ def _load_extractor(args: argparse.Namespace):
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return load_extractor(backend=args.pose_backend, weights=args.densepose_weights, device=device)
+    return load_extractor(
+        backend=args.pose_backend,
+        weights=args.densepose_weights,
+        device=device,
+        **extractor_options(args, device),
+    )
+
+
+MAX_DETECTOR_SIZE = 1333  # the detector's cap on the longer side (model zoo): the shorter cannot exceed it
+
+
+def extractor_options(args: argparse.Namespace, device: str) -> dict:
+    """Keyword arguments for ``load_extractor`` from --detector-size, --pose-precision, --batch-size."""
+    if not 32 <= args.detector_size <= MAX_DETECTOR_SIZE:
+        raise ValueError(
+            f"--detector-size must be 32 to {MAX_DETECTOR_SIZE} pixels; got {args.detector_size}"
+        )
+    options: dict = {"min_size": args.detector_size}
+    on_cuda = device.startswith("cuda")
+    if args.pose_precision != "fp32":
+        if args.pose_backend != "native":
+            raise ValueError("--pose-precision fp16/bf16 needs the native backend (--pose-backend native)")
+        if args.pose_precision == "fp16" and not on_cuda:
+            raise ValueError("--pose-precision fp16 needs a CUDA device; use fp32 (or bf16) on the CPU")
+        options[args.pose_precision] = True
+    # A GPU runs the frames of a batch through the network together; a CPU gains nothing from
+    # that and would hold every frame's features at once.
+    options["batch_size"] = max(1, args.batch_size) if on_cuda else 1
+    return options

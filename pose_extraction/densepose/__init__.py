@@ -13,7 +13,7 @@ import torch
 
 from pose_extraction.densepose.checkpoint import CheckpointError, UnsafePickleError
 from pose_extraction.densepose.download import DEFAULT_WEIGHTS_URL
-from pose_extraction.densepose.extractor import DensePoseExtractor, ImagePrediction
+from pose_extraction.densepose.extractor import DensePoseExtractor, FrameDetections, ImagePrediction
 from pose_extraction.densepose.model import DensePoseRCNN, InferenceSettings
 
 BACKENDS = ("native", "detectron2")
@@ -24,6 +24,7 @@ __all__ = [
     "CheckpointError",
     "DensePoseExtractor",
     "DensePoseRCNN",
+    "FrameDetections",
     "ImagePrediction",
     "InferenceSettings",
     "UnsafePickleError",
