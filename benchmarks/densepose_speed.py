@@ -58,13 +58,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_model(weights: str | None) -> DensePoseRCNN:
-    if weights is None:
-        if not (PARITY / "make_weights.py").is_file():
-            raise SystemExit(f"no --weights given and no parity fixture at {PARITY} (set DREAMPOSE_SHARED)")
-        tmp = Path(tempfile.mkdtemp(prefix="densepose-bench-")) / "weights.pkl"
+    if weights is not None:
+        return DensePoseExtractor.from_pretrained(weights).model
+    if not (PARITY / "make_weights.py").is_file():
+        raise SystemExit(f"no --weights given and no parity fixture at {PARITY} (set DREAMPOSE_SHARED)")
+    with tempfile.TemporaryDirectory(prefix="densepose-bench-") as folder:  # 256 MB: not kept
+        tmp = Path(folder) / "weights.pkl"
         subprocess.run([sys.executable, str(PARITY / "make_weights.py"), "--out", str(tmp)], check=True)
-        weights = str(tmp)
-    return DensePoseExtractor.from_pretrained(weights).model
+        return DensePoseExtractor.from_pretrained(str(tmp)).model
 
 
 def benchmark_frame() -> np.ndarray:
