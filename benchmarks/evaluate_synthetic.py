@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from dreampose.losses import ConditionDropout
 
 from benchmarks.synthetic_learning import SIZE, make_video, pretrain_vae, write_dataset
 from dreampose.model.tiny import tiny_pipeline
@@ -59,7 +58,6 @@ def main(argv: list[str] | None = None) -> None:
         gradient_accumulation_steps=1,
         learning_rate=1e-3,
         max_steps=args.train_steps,
-        dropout=ConditionDropout(0.05, 0.05, 0.05),
         gradient_checkpointing=False,
         checkpoint_every=args.train_steps,
         sample_every=0,

@@ -32,7 +32,7 @@ from benchmarks.common import (
     tflop,
     timed,
 )
-from dreampose.model.schedulers import SCHEDULERS
+from dreampose.model.schedulers import SAMPLERS, make_scheduler
 from dreampose.speed import SpeedSettings, apply_speed_settings
 
 
@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default: fp16 on cuda, fp32 on cpu")
     p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--scheduler", choices=sorted(SCHEDULERS), default="pndm")
+    p.add_argument("--scheduler", choices=list(SAMPLERS), default="pndm")
     p.add_argument("--height", type=int, default=640)
     p.add_argument("--width", type=int, default=512)
     p.add_argument("--batch-frames", type=int, default=1, help="frames per UNet call (x3 guidance branches)")
@@ -71,7 +71,7 @@ def build(args: argparse.Namespace):
     """The pipeline on its device, with the requested speed settings applied."""
     start = time.perf_counter()
     pipe = full_size_pipeline("cpu", DTYPES[args.dtype]).to(args.device)
-    pipe.set_scheduler(args.scheduler)
+    pipe.scheduler = make_scheduler(args.scheduler, pipe.scheduler.config)  # the model's default sampler
     settings = SpeedSettings(
         channels_last=args.channels_last,
         fuse_qkv=args.fuse_qkv,

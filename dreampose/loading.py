@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pose_extraction.densepose import BACKENDS, DETECTOR_SIZE, MAX_DETECTOR_SIZE, PRECISIONS
 
 if TYPE_CHECKING:
     import torch
@@ -182,16 +184,74 @@ def _load(model: str, dtype: torch.dtype):
 
 
 # --------------------------------------------------------------------------- DensePose
+@dataclass(frozen=True)
+class DensePoseOptions:
+    """How DensePose runs, the same for every command that runs it (and the app)."""
+
+    backend: str = field(
+        default="native",
+        metadata={
+            "flag": "--pose-backend",
+            "choices": BACKENDS,
+            "help": "native: this project's port of DensePose; detectron2: detectron2 itself, if "
+            "installed; tiny: a tiny random DensePose for offline demos (its poses are noise)",
+        },
+    )
+    detector_size: int = field(
+        default=DETECTOR_SIZE,
+        metadata={
+            "help": "shorter side in pixels the person detector resizes frames to (the model zoo's); "
+            "512 is faster and changes the poses noticeably (README)"
+        },
+    )
+    precision: str = field(
+        default="fp32",
+        metadata={
+            "flag": "--pose-precision",
+            "choices": PRECISIONS,
+            "help": "DensePose arithmetic; fp16 needs CUDA. Half precision moves the detected boxes "
+            "(README), so fp32 stays the default",
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if not 32 <= self.detector_size <= MAX_DETECTOR_SIZE:
+            raise ValueError(
+                f"--detector-size must be 32 to {MAX_DETECTOR_SIZE} pixels; got {self.detector_size}"
+            )
+        if self.precision != "fp32" and self.backend != "native":
+            raise ValueError("--pose-precision fp16/bf16 needs the native backend (--pose-backend native)")
+
+    def extractor_kwargs(self, device: torch.device, batch_size: int) -> dict:
+        if self.backend == "tiny":
+            return {}
+        if self.precision == "fp16" and device.type != "cuda":
+            raise ValueError("--pose-precision fp16 needs a CUDA GPU; use fp32 (or bf16) on the CPU")
+        # A GPU runs the frames of a batch through the network together; a CPU gains nothing
+        # from that and would hold every frame's features at once.
+        kwargs = {
+            "min_size": self.detector_size,
+            "batch_size": max(1, batch_size) if device.type == "cuda" else 1,
+        }
+        if self.precision != "fp32":
+            kwargs[self.precision] = True  # fp16=True or bf16=True
+        return kwargs
+
+
 def load_densepose(
     weights: str | os.PathLike | None = None,
-    backend: str = "native",
+    options: DensePoseOptions = DensePoseOptions(),
     device: str | torch.device | None = None,
+    batch_size: int = 8,
     **kwargs,
 ):
     """The DensePose extractor on the chosen device. ``weights``: a path or URL, else
-    ``$DREAMPOSE_DENSEPOSE_WEIGHTS``, else the model zoo file (downloaded once)."""
+    ``$DREAMPOSE_DENSEPOSE_WEIGHTS``, else the model zoo file (downloaded once); the tiny
+    backend takes none. ``kwargs`` go to the extractor (tests)."""
     from pose_extraction.densepose import load_extractor
 
-    weights = weights or os.environ.get(DENSEPOSE_WEIGHTS_ENV) or None
+    if options.backend != "tiny":
+        weights = weights or os.environ.get(DENSEPOSE_WEIGHTS_ENV) or None
     placement = pick_device(device)
-    return load_extractor(backend=backend, weights=weights, device=placement.device, **kwargs)
+    kwargs = {**options.extractor_kwargs(placement.device, batch_size), **kwargs}
+    return load_extractor(options.backend, weights, placement.device, **kwargs)

@@ -7,7 +7,10 @@ arrays, and fills frames without them from the nearest frame that has them.
 
 The extractor is anything callable on a list of RGB uint8 images that returns, per
 image, a list of :class:`~pose_extraction.types.DetectedPerson` (the interface of
-``pose_extraction.densepose.DensePoseExtractor``); tests pass a small fake.
+``pose_extraction.densepose.DensePoseExtractor``); tests pass a small fake. An extractor
+that also has ``detect`` and ``densepose`` (the native port) runs "boxes first": detection
+on every frame, the tracker picks the person from the boxes, and the DensePose head runs on
+that person alone instead of on everybody detected.
 
 Pose maps are stored at the frame size, shrunk (uniformly, nearest-neighbour) when the
 longer side exceeds ``max_pose_side``: a 300-frame 4K video at full size would need
@@ -92,10 +95,16 @@ def extract_image_pose(image, extractor: Extractor) -> PoseSequence:
     found in the photo") when nobody is detected.
     """
     image = read_image(image)
-    people = _detect(extractor, [image])[0]
-    if not people:
+    if _boxes_first(extractor):
+        (detections,) = extractor.detect([image])
+        scores = [p.score for p in detections.candidates]
+        chosen = int(np.argmax(scores)) if scores else None
+        best = extractor.densepose([detections], [chosen])[0]
+    else:
+        people = _detect(extractor, [image])[0]
+        best = max(people, key=lambda p: p.score) if people else None
+    if best is None:
         raise ValueError("no person found in the photo; use a photo where the whole body is clearly visible")
-    best = max(people, key=lambda p: p.score)
     collected = _Collector(image.shape[0], image.shape[1], image.shape[0], image.shape[1])
     collected.add(best)
     return collected.sequence(30.0, image.shape[:2])
@@ -161,10 +170,29 @@ def _run_batch(
     progress: ProgressCallback | None,
     expected: int | None,
 ) -> None:
-    for people in _detect(extractor, batch):
-        collected.add(tracker.update(people))
+    if _boxes_first(extractor):
+        detections = extractor.detect(batch)
+        chosen = [_chosen_index(tracker, d.candidates) for d in detections]
+        for person in extractor.densepose(detections, chosen):
+            collected.add(person)
+    else:
+        for people in _detect(extractor, batch):
+            collected.add(tracker.update(people))
     if progress is not None:
         progress(collected.count, max(expected or 0, collected.count))
+
+
+def _boxes_first(extractor: Extractor) -> bool:
+    """Whether the extractor can detect first and run the head on chosen people only:
+    ``detect(images)`` -> per image an object with ``.candidates`` (PersonBox list), and
+    ``densepose(detections, chosen indices)`` -> DetectedPerson or None per image."""
+    return callable(getattr(extractor, "detect", None)) and callable(getattr(extractor, "densepose", None))
+
+
+def _chosen_index(tracker: PersonTracker, candidates: Sequence) -> int | None:
+    """Index of the tracked person among a frame's candidates (None: not found)."""
+    chosen = tracker.update(candidates)
+    return None if chosen is None else next(i for i, c in enumerate(candidates) if c is chosen)
 
 
 def _detect(extractor: Extractor, images: list[np.ndarray]) -> Sequence[Sequence[DetectedPerson]]:

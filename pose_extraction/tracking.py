@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pose_extraction.types import DetectedPerson
+from pose_extraction.types import DetectedPerson, PersonBox
 
 # Consecutive boxes of one moving person overlap far more than this at video frame rates;
 # a different person standing next to them overlaps far less.
@@ -45,8 +45,11 @@ class PersonTracker:
         self.min_iou = min_iou
         self.last_box: np.ndarray | None = None  # where the person was last seen
 
-    def update(self, people: Sequence[DetectedPerson]) -> DetectedPerson | None:
-        """The tracked person among ``people`` (one frame), or None when not found."""
+    def update(
+        self, people: Sequence[DetectedPerson] | Sequence[PersonBox]
+    ) -> DetectedPerson | PersonBox | None:
+        """The tracked person among ``people`` (one frame), or None when not found. Only boxes and
+        scores decide, so it can choose before the DensePose head runs (``PersonBox``)."""
         if not people:
             return None
         if self.last_box is None:

@@ -1,10 +1,18 @@
-"""What a DensePose backend returns for one detected person."""
+"""What a DensePose backend returns for one detected person (and, before its head runs, its box)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class PersonBox:
+    """A person found by the detector, before the DensePose head ran: enough to choose whom to follow."""
+
+    box_xyxy: np.ndarray  # float32 (4,): x0, y0, x1, y1 in image coordinates
+    score: float
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ def test_preview_writes_a_png(files):
         (["--pose-guidance", "inf"], "pose_guidance_scale must be a number from 0 to 30"),
         (["--height", "100"], "multiple of 64"),
         (["--seed", str(2**70)], "the seed must be a whole number from 0 to 2**63 - 1"),
+        (["--turbo", "0"], "turbo must be a whole number of at least 1"),
     ],
 )
 def test_bad_input_exits_2_with_one_clear_line(files, capsys, extra, message):
@@ -70,6 +71,13 @@ def test_bad_input_exits_2_with_one_clear_line(files, capsys, extra, message):
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert "Loading pipeline" not in err, "bad settings are refused before the model loads"
+
+
+def test_turbo_1_previews_exactly_the_plain_frame(files):
+    plain, turbo = files / "plain.png", files / "turbo1.png"
+    assert main(["preview", *common(files), "--frame", "2", "--output", str(plain)]) == 0
+    assert main(["preview", *common(files), "--frame", "2", "--output", str(turbo), "--turbo", "1"]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(plain)), np.asarray(Image.open(turbo)))
 
 
 def test_bad_frame_range(files, capsys):

@@ -136,3 +136,47 @@ def test_preview_panels_and_colours(tmp_path):
     import imageio_ffmpeg
 
     assert imageio_ffmpeg.count_frames_and_secs(str(path))[0] == 2
+
+
+def test_detector_size_precision_and_batch_reach_the_extractor(monkeypatch):
+    """The same DensePose options for every command: parsed, checked, handed to the extractor."""
+    import torch
+
+    from dreampose.cli import build_parser
+    from dreampose.cli.options import load_densepose
+    from dreampose.loading import DensePoseOptions
+
+    seen = {}
+    monkeypatch.setattr(
+        "pose_extraction.densepose.load_extractor",
+        lambda backend, weights, device, **kwargs: seen.update(backend=backend, device=device, **kwargs),
+    )
+
+    def extract_args(*extra):
+        return build_parser().parse_args(
+            ["extract-poses", "in.mp4", "--output", "o.npz", "--device", "cpu", *extra]
+        )
+
+    load_densepose(extract_args("--detector-size", "512", "--pose-precision", "bf16"), batch_size=8)
+    assert seen == {
+        "backend": "native",
+        "device": torch.device("cpu"),
+        "min_size": 512,
+        "batch_size": 1,
+        "bf16": True,
+    }
+    assert DensePoseOptions(precision="fp16").extractor_kwargs(torch.device("cuda", 1), 8) == {
+        "min_size": 800,
+        "batch_size": 8,
+        "fp16": True,
+    }
+    with pytest.raises(ValueError, match="--detector-size must be 32 to 1333 pixels; got 2000"):
+        DensePoseOptions(detector_size=2000)
+    with pytest.raises(ValueError, match="fp16 needs a CUDA GPU"):
+        DensePoseOptions(precision="fp16").extractor_kwargs(torch.device("cpu"), 8)
+    with pytest.raises(ValueError, match="needs the native backend"):
+        DensePoseOptions(precision="bf16", backend="detectron2")
+    finetune_args = build_parser().parse_args(
+        ["finetune", "--image", "p.jpg", "--output", "o", "--detector-size", "640"]
+    )
+    assert finetune_args.detector_size == 640, "finetuning takes the same options"

@@ -69,7 +69,9 @@ class ModelCache:
         self.model = model
         # The tiny test model gets a tiny random DensePose unless weights are given: the
         # whole app then runs offline (its poses are noise, and the page says so).
-        self.pose_backend = "tiny" if tiny and not densepose_weights else "native"
+        self.densepose = loading.DensePoseOptions(
+            backend="tiny" if tiny and not densepose_weights else "native"
+        )
         self.device, self.dtype, self.cpu_offload = device, dtype, cpu_offload
         self.speed = speed  # dreampose.speed settings; None: the device's defaults
         self.densepose_weights = densepose_weights
@@ -102,7 +104,7 @@ class ModelCache:
             if self._extractor is None:
                 try:
                     self._extractor = loading.load_densepose(
-                        self.densepose_weights, self.pose_backend, self.device, **self.extractor_kwargs
+                        self.densepose_weights, self.densepose, self.device, **self.extractor_kwargs
                     )
                 except (OSError, ValueError) as e:
                     raise UserError(

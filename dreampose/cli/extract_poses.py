@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dreampose.cli.options import add_densepose_arguments, add_device_arguments
+from dreampose.cli.options import add_densepose_arguments, add_device_arguments, load_densepose
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -118,6 +118,4 @@ def _check_paths(args: argparse.Namespace) -> None:
 
 def _load_extractor(args: argparse.Namespace):
     """The DensePose backend chosen on the command line (tests replace this function)."""
-    from dreampose.loading import load_densepose
-
-    return load_densepose(args.densepose_weights, args.pose_backend, args.device)
+    return load_densepose(args, args.batch_size)

@@ -9,6 +9,7 @@ from dreampose.cli.options import (
     add_densepose_arguments,
     add_device_arguments,
     add_settings_arguments,
+    load_densepose,
     settings_from_args,
 )
 
@@ -44,14 +45,14 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import threading
 
-    from dreampose.loading import load_densepose, resolve_model
+    from dreampose.loading import resolve_model
     from dreampose.training.finetune import finetune
     from dreampose.training.settings import FinetuneSettings
 
     settings = settings_from_args(FinetuneSettings, args)
     extractor = None
     if args.poses is None:  # each photo's pose is extracted
-        extractor = load_densepose(args.densepose_weights, args.pose_backend, args.device)
+        extractor = load_densepose(args)
     cancel = threading.Event()
     with stop_on_interrupt(cancel):
         result = finetune(

@@ -48,7 +48,7 @@ def add_settings_arguments(
         parser.add_argument(
             flag,
             dest=f.name,
-            metavar=flag.lstrip("-").upper().replace("-", "_"),
+            metavar=f.metadata.get("metavar", flag.lstrip("-").upper().replace("-", "_")),
             type=kind,
             default=default,
             choices=f.metadata.get("choices"),
@@ -89,19 +89,24 @@ def add_device_arguments(parser: argparse.ArgumentParser, dtype: bool = True) ->
 
 
 def add_densepose_arguments(parser: argparse.ArgumentParser) -> None:
-    """How every command that runs DensePose finds its weights and backend."""
+    """How every command that runs DensePose finds its weights and runs it."""
+    from dreampose.loading import DensePoseOptions
+
     parser.add_argument(
         "--densepose-weights",
         default=None,
         help="DensePose weights: a .pkl/.safetensors file or URL (default: $DREAMPOSE_DENSEPOSE_WEIGHTS, "
         "else the model zoo file, downloaded once into the cache)",
     )
-    parser.add_argument(
-        "--pose-backend",
-        choices=("native", "detectron2"),
-        default="native",
-        help="native: this project's port of DensePose (default); detectron2: detectron2 itself, if installed",
-    )
+    add_settings_arguments(parser, DensePoseOptions)
+
+
+def load_densepose(args: argparse.Namespace, batch_size: int = 8):
+    """The DensePose extractor the options ask for."""
+    from dreampose import loading
+
+    options = settings_from_args(loading.DensePoseOptions, args)
+    return loading.load_densepose(args.densepose_weights, options, args.device, batch_size)
 
 
 # --------------------------------------------------------------------------- preview and render

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dreampose.cli.options import add_densepose_arguments, add_device_arguments
+from dreampose.cli.options import add_densepose_arguments, add_device_arguments, load_densepose
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".avi", ".mkv")
 
@@ -33,8 +33,6 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from dreampose.loading import load_densepose
-
     videos = (
         sorted(p for p in args.videos.glob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
         if args.videos.is_dir()
@@ -42,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if not videos:
         raise ValueError(f"no videos ({', '.join(VIDEO_SUFFIXES)}) found in {args.videos}")
-    extractor = load_densepose(args.densepose_weights, args.pose_backend, args.device)
+    extractor = load_densepose(args)
     failed = []
     for video in tqdm(videos, desc="videos", unit="video"):
         try:

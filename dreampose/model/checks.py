@@ -34,3 +34,11 @@ def check_size(height: int, width: int) -> None:
     for name, size in (("height", height), ("width", width)):
         if not isinstance(size, int) or size < 64 or size % 64:
             raise ValueError(f"{name} must be a positive multiple of 64 (e.g. 640 x 512); got {size}")
+
+
+def check_interval(interval) -> None:
+    """Raise a clear ValueError unless ``interval`` (the turbo setting) is a whole number >= 1."""
+    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+        raise ValueError(
+            f"turbo must be a whole number of at least 1 (run the whole UNet every N-th step); got {interval!r}"
+        )

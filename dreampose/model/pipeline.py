@@ -22,11 +22,12 @@ from transformers import CLIPImageProcessor, CLIPVisionModel
 
 from dreampose import paper
 from dreampose.model.adapter import ImageAdapter, adapter_for  # imported here so save/load round-trips it
-from dreampose.model.checks import check_guidance, check_size, check_steps
+from dreampose.model.checks import check_guidance, check_interval, check_size, check_steps
 from dreampose.model.conditioning import check_numerics, image_embedding, vae_pixels
 from dreampose.model.guidance import dual_guidance
 from dreampose.model.pose_window import check_pose_array, pose_condition
 from dreampose.model.schedulers import make_scheduler
+from dreampose.model.turbo import DeepCacheUNet
 from dreampose.model.unet import num_pose_frames_of, widen_conv_in
 from pose_extraction.canvas import fit_image, fit_pose
 from pose_extraction.images import read_image
@@ -146,6 +147,7 @@ class DreamPosePipeline(DiffusionPipeline):
         generator: torch.Generator | None = None,
         same_noise_for_all_frames: bool = True,
         callback_on_step_end: StepCallback | None = None,
+        turbo: int | None = None,
     ) -> Iterator[tuple[list[int], np.ndarray]]:
         """Render ``frames`` (default: all) batch by batch, yielding (frame indices, uint8
         frames (B, H, W, 3)), so a caller keeps every finished frame if a later one fails.
@@ -158,13 +160,16 @@ class DreamPosePipeline(DiffusionPipeline):
         The seed is taken from ``generator.initial_seed()`` so any frame renders the same
         whichever frames share its call. ``callback_on_step_end(pipe, step, timestep,
         {"latents", "frame_indices"})`` runs after every denoising step; raising from it
-        stops the render.
+        stops the render. ``turbo=N`` runs the whole UNet only every N-th step and its
+        shallow layers in between (DeepCache, see ``turbo.py``); None is the plain sampler.
         """
         # 0. Check inputs
         uv = self.check_inputs(
             poses, image_guidance_scale, pose_guidance_scale, num_inference_steps, height, width
         )
         frames = self.check_frames(frames, len(uv), frame_batch_size)
+        if turbo is not None:
+            check_interval(turbo)
 
         # 1. Define call parameters
         device = self._execution_device
@@ -200,6 +205,7 @@ class DreamPosePipeline(DiffusionPipeline):
                 subject_latents,
                 batch,
                 callback_on_step_end,
+                turbo,
             )
             yield batch, self.decode_latents(latents)
         self.maybe_free_model_hooks()  # with CPU offload: move the last model off the GPU
@@ -295,6 +301,7 @@ class DreamPosePipeline(DiffusionPipeline):
         subject_latents,
         frame_indices,
         callback_on_step_end,
+        turbo: int | None = None,
     ) -> torch.Tensor:
         """Run the sampler on one frame batch. The three guidance branches, for every frame
         of the batch, share one UNet call: (∅, ∅), (c_I, c_P), (c_I, ∅)."""
@@ -308,12 +315,14 @@ class DreamPosePipeline(DiffusionPipeline):
         no_pose = torch.zeros_like(pose)
         pose_in = torch.cat([no_pose, pose, no_pose])
         embeds = torch.cat([uncond_embeds.expand(batch, -1, -1), cond_embeds.expand(2 * batch, -1, -1)])
+        # Turbo: a fresh DeepCache wrapper per frame batch, so no two loops share its cache.
+        unet = self.unet if turbo is None else DeepCacheUNet(self.unet, interval=turbo)
 
         with self.progress_bar(total=len(timesteps)) as progress:
             for i, t in enumerate(timesteps):
                 model_input = scheduler.scale_model_input(torch.cat([latents] * 3), t)
                 model_input = torch.cat([model_input, pose_in], dim=1)
-                eps = self.unet(model_input, t, encoder_hidden_states=embeds).sample
+                eps = unet(model_input, t, encoder_hidden_states=embeds).sample
                 eps_uncond, eps_image_pose, eps_image = eps.chunk(3)
                 eps = dual_guidance(
                     eps_uncond, eps_image, eps_image_pose, image_guidance_scale, pose_guidance_scale

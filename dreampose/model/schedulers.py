@@ -11,7 +11,9 @@ from __future__ import annotations
 # name -> (diffusers class, config overrides, one-line description for users)
 SAMPLERS = {
     "pndm": ("PNDMScheduler", {"skip_prk_steps": True}, "the paper's sampler; 100 steps"),
-    "ddim": ("DDIMScheduler", {}, "deterministic, good from about 50 steps"),
+    # Stable Diffusion's own configs turn DDIM's x0 clipping off; a config that does not say
+    # (the tiny model's) would otherwise get diffusers' default, clipping on.
+    "ddim": ("DDIMScheduler", {"clip_sample": False}, "deterministic, good from about 50 steps"),
     "dpm++": (
         "DPMSolverMultistepScheduler",
         {"algorithm_type": "dpmsolver++"},

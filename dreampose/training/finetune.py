@@ -138,10 +138,10 @@ def _subject_poses(photos, images, poses, extractor) -> list[PoseSequence]:
             raise ValueError(f"photo {i + 1} ({_name(images[i])}): its pose frame has no person")
         return [sequence.select([i]) for i in range(len(photos))]
     # Imported here: extraction loads DensePose, which a caller with poses never needs.
-    from pose_extraction.densepose import load_extractor
+    from dreampose.loading import load_densepose
     from pose_extraction.extract import extract_image_pose
 
-    extractor = extractor if extractor is not None else load_extractor()
+    extractor = extractor if extractor is not None else load_densepose()
     frames = []
     for photo, image in zip(photos, images, strict=True):
         try:

@@ -7,34 +7,40 @@ Importing this package touches neither the network nor the weights.
 
 from __future__ import annotations
 
+import importlib
 import os
 
-import torch
-
-from pose_extraction.densepose.checkpoint import CheckpointError, UnsafePickleError
-from pose_extraction.densepose.download import DEFAULT_WEIGHTS_URL
-from pose_extraction.densepose.extractor import DensePoseExtractor, ImagePrediction
-from pose_extraction.densepose.model import DensePoseRCNN, InferenceSettings
-
 BACKENDS = ("native", "detectron2", "tiny")
+DETECTOR_SIZE = 800  # the shorter side the model zoo's detector resizes images to
+MAX_DETECTOR_SIZE = 1333  # its cap on the longer side: the shorter cannot exceed it
+PRECISIONS = ("fp32", "fp16", "bf16")
 
-__all__ = [
-    "BACKENDS",
-    "DEFAULT_WEIGHTS_URL",
-    "CheckpointError",
-    "DensePoseExtractor",
-    "DensePoseRCNN",
-    "ImagePrediction",
-    "InferenceSettings",
-    "UnsafePickleError",
-    "load_extractor",
-]
+# Names importable from here, loaded on first use so `import pose_extraction.densepose`
+# (for BACKENDS, say) does not load torch.
+_LAZY = {
+    "CheckpointError": "checkpoint",
+    "UnsafePickleError": "checkpoint",
+    "DEFAULT_WEIGHTS_URL": "download",
+    "DensePoseExtractor": "extractor",
+    "FrameDetections": "extractor",
+    "ImagePrediction": "extractor",
+    "DensePoseRCNN": "model",
+    "InferenceSettings": "model",
+}
+
+__all__ = ["BACKENDS", "DETECTOR_SIZE", "MAX_DETECTOR_SIZE", "PRECISIONS", "load_extractor", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"pose_extraction.densepose.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'pose_extraction.densepose' has no attribute {name!r}")
 
 
 def load_extractor(
     backend: str = "native",
     weights: str | os.PathLike | None = None,
-    device: str | torch.device = "cpu",
+    device="cpu",
     **kwargs,
 ):
     """A DensePose extractor for ``backend`` ("native": this port; "detectron2": detectron2 itself;
@@ -45,6 +51,8 @@ def load_extractor(
     ``batch_size``).
     """
     if backend == "native":
+        from pose_extraction.densepose.extractor import DensePoseExtractor
+
         return DensePoseExtractor.from_pretrained(weights, device=device, **kwargs)
     if backend == "detectron2":
         from pose_extraction.densepose.detectron2_backend import Detectron2DensePoseExtractor

@@ -550,27 +550,55 @@ class DensePoseRCNN(nn.Module):
     ) -> list[RawDetections]:
         """images: (N, 3, Hp, Wp) from ``preprocess.batch_images``; image_sizes: unpadded (h, w) each."""
         settings = settings or InferenceSettings()
+        features, proposals, detections = self.detect(images, image_sizes, settings)
+        head_boxes = [boxes[: settings.max_people] for boxes, _ in detections]
+        heads = self.densepose_outputs(features, head_boxes)
+        return [
+            raw_detections(boxes, scores, head, proposal)
+            for (boxes, scores), head, proposal in zip(detections, heads, proposals, strict=True)
+        ]
+
+    def detect(
+        self, images: Tensor, image_sizes: list[tuple[int, int]], settings: InferenceSettings | None = None
+    ) -> tuple[dict[str, Tensor], list[tuple[Tensor, Tensor]], list[tuple[Tensor, Tensor]]]:
+        """Everything before the DensePose head: (FPN features, RPN proposals (boxes, logits) per image,
+        detections (boxes (N, 4), scores (N,)) per image). Keep the features to run the head later on
+        the boxes that matter (``densepose_outputs``)."""
+        settings = settings or InferenceSettings()
         features = self.backbone(images)
         proposals = self.proposal_generator(features, image_sizes, settings)
         detections = self.roi_heads.detect(features, [p[0] for p in proposals], image_sizes, settings)
-        head_boxes = [boxes[: settings.max_people] for boxes, _ in detections]
-        if sum(len(b) for b in head_boxes) > 0:
-            heads = self.roi_heads.densepose(features, head_boxes)
+        return features, proposals, detections
+
+    def densepose_outputs(
+        self, features: dict[str, Tensor], boxes_per_image: list[Tensor]
+    ) -> list[tuple[Tensor, Tensor, Tensor, Tensor]]:
+        """(coarse_segm, fine_segm, u, v) per image for its boxes (resized-image XYXY), in box order.
+
+        The head works box by box, so running it on a chosen few gives those boxes what running it on
+        all of them gives (tested)."""
+        if sum(len(b) for b in boxes_per_image) > 0:
+            heads = self.roi_heads.densepose(features, boxes_per_image)
         else:  # nobody anywhere: the head has nothing to do (detectron2 skips it too)
             channels = (NUM_COARSE_SEGM_CHANNELS,) + (NUM_PATCHES + 1,) * 3
-            heads = tuple(images.new_zeros((0, c, 112, 112), dtype=torch.float32) for c in channels)
-        counts = [len(b) for b in head_boxes]
-        per_image = [h.split(counts) for h in heads]
-        return [
-            RawDetections(
-                boxes=boxes,
-                scores=scores,
-                coarse_segm=per_image[0][i],
-                fine_segm=per_image[1][i],
-                u=per_image[2][i],
-                v=per_image[3][i],
-                proposal_boxes=proposals[i][0],
-                proposal_logits=proposals[i][1],
-            )
-            for i, (boxes, scores) in enumerate(detections)
-        ]
+            heads = tuple(features["p2"].new_zeros((0, c, 112, 112), dtype=torch.float32) for c in channels)
+        counts = [len(b) for b in boxes_per_image]
+        per_part = [h.split(counts) for h in heads]
+        return [tuple(part[i] for part in per_part) for i in range(len(boxes_per_image))]
+
+
+def raw_detections(
+    boxes: Tensor, scores: Tensor, head: tuple[Tensor, ...], proposals: tuple[Tensor, Tensor]
+) -> RawDetections:
+    """Assemble one image's RawDetections from ``detect`` and ``densepose_outputs`` parts."""
+    coarse_segm, fine_segm, u, v = head
+    return RawDetections(
+        boxes=boxes,
+        scores=scores,
+        coarse_segm=coarse_segm,
+        fine_segm=fine_segm,
+        u=u,
+        v=v,
+        proposal_boxes=proposals[0],
+        proposal_logits=proposals[1],
+    )
