@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from dreampose import paper
-from dreampose.files import writable_file
+from dreampose.files import writable_file, writable_folder
 from dreampose.model.checks import check_guidance, check_size, check_steps
 from dreampose.model.schedulers import SAMPLERS, describe_samplers
 from pose_extraction.pose_sequence import PoseSequence
@@ -236,8 +236,7 @@ def _rescue_pngs(result: RenderResult, output: Path) -> Path:
 def _png_writer(frames_dir):
     if frames_dir is None:
         return lambda index, frame: None
-    folder = Path(frames_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = writable_folder(frames_dir)  # read-only or full: refused before the first frame
     return lambda index, frame: save_pngs(folder, [index], [frame])
 
 

@@ -33,6 +33,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from dreampose.files import writable_folder
     from dreampose.loading import load_densepose
 
     videos = (
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if not videos:
         raise ValueError(f"no videos ({', '.join(VIDEO_SUFFIXES)}) found in {args.videos}")
+    writable_folder(args.output)  # before DensePose runs on the first video
     extractor = load_densepose(args.densepose_weights, args.pose_backend, args.device)
     failed = []
     for video in tqdm(videos, desc="videos", unit="video"):

@@ -34,3 +34,10 @@ def check_size(height: int, width: int) -> None:
     for name, size in (("height", height), ("width", width)):
         if not isinstance(size, int) or size < 64 or size % 64:
             raise ValueError(f"{name} must be a positive multiple of 64 (e.g. 640 x 512); got {size}")
+
+
+def check_seed(seed: int) -> None:
+    """A seed torch.Generator accepts (a larger one fails deep inside torch with "Overflow when
+    unpacking long long")."""
+    if not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"the seed must be a whole number from 0 to 2**63 - 1; got {seed}")
