@@ -234,14 +234,16 @@ class PoseSequence:
         (``validate`` accepts it, because a crop or a placement may legitimately leave a
         frame empty; files from outside must show someone.)"""
         if not self.labels.any():
-            raise PoseFileError(
-                "no frame of this pose sequence shows a body (every pixel is background); "
-                "extract the poses again from a video where the person is clearly visible"
-            )
+            raise PoseFileError(NO_BODY)
 
 
+NO_BODY = (
+    "no frame of this pose sequence shows a body (every pixel is background); "
+    "extract the poses again from a video where the person is clearly visible"
+)
 # The fields of a pose file, and those with one entry per frame (read only up to max_frames).
-REQUIRED_FIELDS = ("uv", "labels", "boxes", "scores", "missing", "fps", "format_version")
+# Labels come first: a file without any body is refused before its (4x larger) UV maps are unpacked.
+REQUIRED_FIELDS = ("labels", "uv", "boxes", "scores", "missing", "fps", "format_version")
 PER_FRAME_FIELDS = ("uv", "labels", "boxes", "scores", "missing")
 
 
@@ -270,8 +272,16 @@ def _read_pose_arrays(
     for k in fields:
         with archive.open(members[f"{k}.npy"]) as f:
             arrays[k] = read_array(f, f"{name} ({k})", members[f"{k}.npy"].file_size, budget, rows[k])
+        if k == "labels" and _no_body(arrays[k], headers["uv"].rows(max_frames)):
+            raise PoseFileError(f"{name}: {NO_BODY}")
     frames_in_file = headers["uv"].shape[0] if headers["uv"].shape else 0
     return arrays, frames_in_file
+
+
+def _no_body(labels: np.ndarray, uv_shape: tuple[int, ...]) -> bool:
+    """Well-formed labels (for the UV maps' shape) without any body part."""
+    expected = (uv_shape[0], *uv_shape[2:]) if len(uv_shape) == 4 else None
+    return labels.dtype == np.uint8 and labels.shape == expected and not labels.any()
 
 
 def _scalar(array: np.ndarray, name: str, kind):
