@@ -26,7 +26,7 @@ import numpy as np
 
 from dreampose.files import atomic_dir
 from pose_extraction.npy import ArrayFileError, Budget, read_array
-from pose_extraction.pose_sequence import MAX_LOAD_BYTES, PoseSequence
+from pose_extraction.pose_sequence import MAX_LOAD_BYTES, NO_BODY, PoseSequence
 
 FILE_PATTERN = re.compile(r"^frame_(\d+)_densepose\.npy$")
 
@@ -193,10 +193,8 @@ def _to_sequence(
         uv[i] = array
         # Body = any non-zero U or V, judged before float16 could round a tiny value to 0.
         labels[i] = (array != 0).any(axis=0)
+    if not labels.any():  # before building and validating a sequence of nothing
+        raise ValueError(f"{source}: {NO_BODY}")
     seq = PoseSequence.from_uv(uv, fps=fps, labels=labels)
-    try:
-        seq.check_body()
-    except ValueError as e:
-        raise ValueError(f"{source}: {e}") from None
     seq.extra["frames_in_file"] = in_file
     return seq
