@@ -29,10 +29,14 @@ class ArrayFileError(ValueError):
 
 
 def amount(nbytes: int) -> str:
-    """``"391 GiB"``, ``"12 MB"``: a byte count for messages."""
+    """``"391 GiB"``, ``"12 MB"``, ``"64 bytes"``: a byte count for messages."""
     if nbytes >= 2**30:
         return f"{nbytes / 2**30:.3g} GiB"
-    return f"{nbytes / 1e6:.3g} MB"
+    if nbytes >= 1e6:
+        return f"{nbytes / 1e6:.3g} MB"
+    if nbytes >= 1e3:
+        return f"{nbytes / 1e3:.3g} kB"
+    return f"{nbytes} bytes"
 
 
 class Budget:
