@@ -467,8 +467,10 @@ def main(argv: list[str] | None = None) -> None:
         _serve_until_interrupted(demo)
     finally:
         log.info("stopping: ending running jobs, deleting session folders and Gradio's cached files")
-        service.close()  # running jobs stop, then every session folder is deleted
-        demo.close()  # Gradio empties its cache as the server stops (delete_cache, see create_demo)
+        try:
+            service.close()  # running jobs stop, then every session folder is deleted
+        finally:  # even after a second Ctrl-C
+            demo.close()  # Gradio empties its cache as the server stops (delete_cache, see create_demo)
 
 
 def _serve_until_interrupted(demo: gr.Blocks) -> None:
