@@ -17,6 +17,8 @@ import argparse
 import contextlib
 import logging
 import random
+import signal
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -228,9 +230,17 @@ def create_handlers(service: AppService) -> dict:
     }
 
 
+def cache_lifetime(limits) -> tuple[int, int]:
+    """Gradio's ``delete_cache`` (every, age) in seconds: uploads and results that Gradio keeps
+    in its own cache are deleted once older than ``limits.cache_ttl_s`` (checked every tenth
+    of it, at most every 10 minutes), and all of them when the server stops."""
+    age = max(1, int(limits.cache_ttl_s))
+    return max(1, min(age // 10, 600)), age
+
+
 def create_demo(service: AppService) -> gr.Blocks:
     """The whole page. Shows setup instructions instead when the model is missing."""
-    with gr.Blocks(title="DreamPose") as demo:
+    with gr.Blocks(title="DreamPose", delete_cache=cache_lifetime(service.limits)) as demo:
         if not service.status.ready:
             gr.Markdown(service.status.message)
             return demo
@@ -447,15 +457,39 @@ def main(argv: list[str] | None = None) -> None:
         log.info("compiling the UNet before serving (once per start) ...")
         log.info("compiled and warmed up in %.0f s", service.warm_up())
     demo = create_demo(service)
+    service.sessions.start_sweeping()  # idle sessions go even when no request comes
+    # `kill` (SIGTERM, as service managers and containers stop programs) stops the server the
+    # way Ctrl-C does, so the cleanup below runs; Python's default would skip it.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         demo.queue(max_size=20, default_concurrency_limit=args.concurrency).launch(
             server_name=args.host,
             server_port=args.port,
             share=args.share,
             max_file_size=int(service.limits.max_upload_mb * 1e6),
+            prevent_thread_lock=True,
         )
+        _serve_until_interrupted(demo)
     finally:
-        service.close()  # session folders do not outlive the server
+        log.info("stopping: ending running jobs, deleting session folders and Gradio's cached files")
+        try:
+            service.close()  # running jobs stop, then every session folder is deleted
+        finally:  # even after a second Ctrl-C
+            demo.close()  # Gradio empties its cache as the server stops (delete_cache, see create_demo)
+
+
+def _serve_until_interrupted(demo: gr.Blocks) -> None:
+    """Wait while the server runs; Ctrl-C or SIGTERM end the wait (Gradio's own wait would
+    leave the server half-closed, skipping its cache cleanup)."""
+    try:
+        while demo.is_running:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -16,23 +16,29 @@ from pathlib import Path
 
 from pose_extraction.official import import_official
 from pose_extraction.placement import place_on_canvas
-from pose_extraction.pose_sequence import PoseSequence
+from pose_extraction.pose_sequence import MAX_LOAD_BYTES, PoseSequence
 
 OFFICIAL_FPS = 30.0  # the official layout stores no frame rate; UBC Fashion videos are 30 fps
 
 
-def load_driving_poses(path: str | os.PathLike, fps: float | None = None) -> PoseSequence:
+def load_driving_poses(
+    path: str | os.PathLike,
+    fps: float | None = None,
+    max_frames: int | None = None,
+    max_bytes: int = MAX_LOAD_BYTES,
+) -> PoseSequence:
     """A pose sequence from a pose file, or an official-layout folder or zip.
 
     ``fps`` is the frame rate of official-layout poses (which do not store one); a pose
-    file keeps its own unless ``fps`` is given.
+    file keeps its own unless ``fps`` is given. Only the first ``max_frames`` frames are
+    read, and nothing is unpacked beyond ``max_bytes`` (checked from the headers first).
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"pose file not found: {path}")
     if path.is_dir() or (zipfile.is_zipfile(path) and not _is_pose_file(path)):
-        return import_official(path, fps=fps or OFFICIAL_FPS)
-    poses = PoseSequence.load(path)
+        return import_official(path, fps=fps or OFFICIAL_FPS, max_frames=max_frames, max_bytes=max_bytes)
+    poses = PoseSequence.load(path, max_frames=max_frames, max_bytes=max_bytes)
     if fps:
         poses.fps = float(fps)
     return poses

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from dreampose import paper
-from dreampose.files import writable_file
-from dreampose.model.checks import check_guidance, check_interval, check_size, check_steps
+from dreampose.files import writable_file, writable_folder
+from dreampose.model.checks import check_guidance, check_interval, check_seed, check_size, check_steps
 from dreampose.model.schedulers import SAMPLERS, describe_samplers
 from pose_extraction.pose_sequence import PoseSequence
 
@@ -77,8 +77,7 @@ class RenderSettings:
             not isinstance(self.frame_batch_size, int) or self.frame_batch_size < 1
         ):
             raise ValueError(f"frame_batch_size must be at least 1; got {self.frame_batch_size}")
-        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
-            raise ValueError(f"the seed must be a whole number from 0 to 2**63 - 1; got {self.seed}")
+        check_seed(self.seed)
         if self.turbo is not None:
             check_interval(self.turbo)
         if self.scheduler not in SAMPLERS:
@@ -257,8 +256,7 @@ def _rescue_pngs(result: RenderResult, output: Path) -> Path:
 def _png_writer(frames_dir):
     if frames_dir is None:
         return lambda index, frame: None
-    folder = Path(frames_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = writable_folder(frames_dir)  # read-only or full: refused before the first frame
     return lambda index, frame: save_pngs(folder, [index], [frame])
 
 

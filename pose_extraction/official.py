@@ -8,27 +8,27 @@ frame rate from the caller.
 
 Imports read folders and ``.zip`` files of such a folder. Zip members are read into
 memory and never extracted, so a hostile archive cannot write anywhere ("zip slip"), and
-names that try to climb out of the archive are refused anyway.
+names that try to climb out of the archive are refused anyway. Sizes are checked from the
+zip directory and the ``.npy`` headers before anything is unpacked, against a byte budget,
+and only the frames the caller will use are read (:mod:`pose_extraction.npy`).
 """
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from dreampose.files import atomic_dir
-from pose_extraction.pose_sequence import PoseSequence
+from pose_extraction.npy import ArrayFileError, Budget, read_array
+from pose_extraction.pose_sequence import MAX_LOAD_BYTES, NO_BODY, PoseSequence
 
 FILE_PATTERN = re.compile(r"^frame_(\d+)_densepose\.npy$")
-# Refuse archives that would inflate to more than this (zip bombs); about 3,000 frames
-# of 1080p UV maps in float32.
-MAX_IMPORT_BYTES = 50 * 2**30
 
 
 def official_name(index: int) -> str:
@@ -71,11 +71,15 @@ def _check_target(directory: Path, overwrite: bool) -> None:
 
 
 # ---------------------------------------------------------------------------- import
-def import_official(path: str | os.PathLike, fps: float = 30.0) -> PoseSequence:
+def import_official(
+    path: str | os.PathLike, fps: float = 30.0, max_frames: int | None = None, max_bytes: int = MAX_LOAD_BYTES
+) -> PoseSequence:
     """Read an official-layout folder or ``.zip`` into a :class:`PoseSequence`.
 
     Frames must be numbered 0..N-1 without gaps and share one size; U and V must lie in
-    [0, 1]. Each problem is a ``ValueError`` naming the file.
+    [0, 1], and some frame must show a body. Only the first ``max_frames`` frames are read
+    (``extra["frames_in_file"]`` keeps N), and nothing is unpacked when they would take more
+    than ``max_bytes``. Each problem is a ``ValueError`` naming the file.
     """
     path = Path(path)
     if not path.exists():
@@ -84,15 +88,20 @@ def import_official(path: str | os.PathLike, fps: float = 30.0) -> PoseSequence:
         members = {
             int(m.group(1)): p for p in path.iterdir() if (m := FILE_PATTERN.match(p.name)) and p.is_file()
         }
-        frames = _ordered(members, path.name)
-        arrays = (_load_array(members[i].read_bytes(), members[i].name) for i in frames)
-        return _to_sequence(arrays, len(frames), fps, path.name)
+        frames = _selected(members, path.name, max_frames, lambda p: p.stat().st_size, max_bytes)
+        budget = Budget(max_bytes, path.name)
+
+        def read(i: int) -> np.ndarray:
+            with open(members[i], "rb") as f:
+                return _load_array(f, members[i].name, members[i].stat().st_size, budget)
+
+        return _to_sequence(map(read, frames), len(frames), len(members), fps, path.name)
     if zipfile.is_zipfile(path):
-        return _import_zip(path, fps)
+        return _import_zip(path, fps, max_frames, max_bytes)
     raise ValueError(f"{path.name} is neither a folder nor a zip of frame_N_densepose.npy files")
 
 
-def _import_zip(path: Path, fps: float) -> PoseSequence:
+def _import_zip(path: Path, fps: float, max_frames: int | None, max_bytes: int) -> PoseSequence:
     with zipfile.ZipFile(path) as archive:
         members: dict[int, zipfile.ZipInfo] = {}
         folders = set()
@@ -109,17 +118,28 @@ def _import_zip(path: Path, fps: float) -> PoseSequence:
                 f"{path.name} holds pose frames in several folders ({', '.join(sorted(map(str, folders)))}); "
                 "zip one sequence at a time"
             )
-        total = sum(info.file_size for info in members.values())
-        if total > MAX_IMPORT_BYTES:
-            raise ValueError(
-                f"{path.name} would unpack to {total / 2**30:.1f} GiB, over the limit of "
-                f"{MAX_IMPORT_BYTES / 2**30:.0f} GiB (MAX_IMPORT_BYTES)"
-            )
-        frames = _ordered(members, path.name)
-        arrays = (
-            _load_array(archive.read(members[i]), PurePosixPath(members[i].filename).name) for i in frames
+        frames = _selected(members, path.name, max_frames, lambda info: info.file_size, max_bytes)
+        budget = Budget(max_bytes, path.name)
+
+        def read(i: int) -> np.ndarray:
+            name = PurePosixPath(members[i].filename).name
+            with archive.open(members[i]) as f:
+                return _load_array(f, name, members[i].file_size, budget)
+
+        return _to_sequence(map(read, frames), len(frames), len(members), fps, path.name)
+
+
+def _selected(members: dict, source: str, max_frames: int | None, size, max_bytes: int) -> list[int]:
+    """The frames to read (the first ``max_frames``), refused when their declared sizes
+    (file sizes or zip directory entries, read before any unpacking) exceed ``max_bytes``."""
+    frames = _ordered(members, source)[:max_frames]
+    declared = sum(size(members[i]) for i in frames)
+    if declared > max_bytes:
+        raise ValueError(
+            f"{source}: {len(frames)} pose frames would unpack to {declared / 2**30:.2f} GiB, over the limit of "
+            f"{max_bytes / 2**30:.2f} GiB; use fewer or smaller frames"
         )
-        return _to_sequence(arrays, len(frames), fps, path.name)
+    return frames
 
 
 def _ordered(members: dict, source: str) -> list[int]:
@@ -133,10 +153,12 @@ def _ordered(members: dict, source: str) -> list[int]:
     return frames
 
 
-def _load_array(data: bytes, name: str) -> np.ndarray:
+def _load_array(stream, name: str, size: int, budget: Budget) -> np.ndarray:
     try:
-        array = np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as e:  # pickled objects, truncated or non-npy data
+        array = read_array(stream, name, size, budget)
+    except ArrayFileError:
+        raise
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:  # truncated or corrupted data
         raise ValueError(f"{name} is not a readable numeric .npy array ({e})") from e
     if not isinstance(array, np.ndarray) or array.ndim != 3 or array.shape[0] != 2:
         raise ValueError(
@@ -155,7 +177,9 @@ def _load_array(data: bytes, name: str) -> np.ndarray:
     return array
 
 
-def _to_sequence(arrays: Iterable[np.ndarray], count: int, fps: float, source: str) -> PoseSequence:
+def _to_sequence(
+    arrays: Iterable[np.ndarray], count: int, in_file: int, fps: float, source: str
+) -> PoseSequence:
     uv = labels = None
     for i, array in enumerate(arrays):
         if uv is None:
@@ -169,4 +193,8 @@ def _to_sequence(arrays: Iterable[np.ndarray], count: int, fps: float, source: s
         uv[i] = array
         # Body = any non-zero U or V, judged before float16 could round a tiny value to 0.
         labels[i] = (array != 0).any(axis=0)
-    return PoseSequence.from_uv(uv, fps=fps, labels=labels)
+    if not labels.any():  # before building and validating a sequence of nothing
+        raise ValueError(f"{source}: {NO_BODY}")
+    seq = PoseSequence.from_uv(uv, fps=fps, labels=labels)
+    seq.extra["frames_in_file"] = in_file
+    return seq

@@ -22,15 +22,21 @@ loading validates every field, naming what is wrong.
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from dreampose.files import atomic_file
+from pose_extraction.npy import ArrayFileError, Budget, read_array, read_header
 
 FORMAT_VERSION = 1
 NUM_PART_LABELS = 25  # DensePose: background + 24 body parts
+# Largest pose input read into memory by default (the app passes its own, smaller, budget):
+# about 3,000 frames of 1024 x 576 pose maps, more than any machine renders in a day.
+MAX_LOAD_BYTES = 16 * 2**30
 
 
 class PoseFileError(ValueError):
@@ -76,7 +82,9 @@ class PoseSequence:
         Labels default to 1 wherever U or V is non-zero, boxes to the bounding box of
         that body mask and scores to 1, so hand-made or imported poses are complete.
         """
-        uv = np.asarray(uv, dtype=np.float32)
+        uv = np.asarray(uv)
+        if uv.dtype != np.float16:  # float16 is kept as it is: no float32 copy of a long sequence
+            uv = uv.astype(np.float32, copy=False)
         if uv.ndim != 4 or uv.shape[1] != 2:
             raise PoseFileError(f"uv must have shape (N, 2, H, W); got {tuple(uv.shape)}")
         body = (uv != 0).any(axis=1)
@@ -86,7 +94,7 @@ class PoseSequence:
         boxes = np.array([_mask_box(m) for m in body], dtype=np.float32).reshape(n, 4)
         missing = np.zeros(n, dtype=bool) if missing is None else np.asarray(missing, dtype=bool)
         return cls(
-            uv=uv.astype(np.float16),
+            uv=uv.astype(np.float16, copy=False),
             labels=np.asarray(labels, dtype=np.uint8),
             boxes=boxes,
             scores=np.ones(n, dtype=np.float32),
@@ -184,37 +192,105 @@ class PoseSequence:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> PoseSequence:
-        """Read and validate a pose file. Never unpickles (``allow_pickle=False``)."""
+    def load(
+        cls, path: str | os.PathLike, max_frames: int | None = None, max_bytes: int = MAX_LOAD_BYTES
+    ) -> PoseSequence:
+        """Read and validate a pose file; refuse one in which no frame shows a body.
+
+        Never unpickles. Array sizes are checked from their headers before anything is
+        unpacked (:mod:`pose_extraction.npy`): at most ``max_bytes`` are read, and with
+        ``max_frames`` only the first frames (``extra["frames_in_file"]`` keeps the count).
+        """
         path = Path(path)
         if not path.is_file():
             raise PoseFileError(f"pose file not found: {path}")
         try:
-            data = np.load(path, allow_pickle=False)
-        except Exception as e:  # zip errors, truncated files, pickled object arrays
+            with zipfile.ZipFile(path) as archive:
+                arrays, frames_in_file = _read_pose_arrays(archive, path.name, max_frames, max_bytes)
+        except ArrayFileError as e:
+            raise PoseFileError(str(e)) from e
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as e:
             raise PoseFileError(f"{path.name} is not a readable .npz pose file ({e})") from e
-        with data:
-            required = ("uv", "labels", "boxes", "scores", "missing", "fps", "format_version")
-            absent = [k for k in required if k not in data.files]
-            if absent:
-                raise PoseFileError(
-                    f"{path.name} is not a DreamPose pose file: missing {', '.join(absent)} "
-                    "(make one with `dreampose extract-poses`)"
-                )
-            source = tuple(data["source_size"]) if "source_size" in data.files else None
-            try:
-                return cls(
-                    uv=data["uv"],
-                    labels=data["labels"],
-                    boxes=data["boxes"],
-                    scores=data["scores"],
-                    missing=data["missing"],
-                    fps=float(data["fps"]),
-                    source_size=source,
-                    format_version=int(data["format_version"]),
-                )
-            except PoseFileError as e:
-                raise PoseFileError(f"{path.name}: {e}") from e
+        try:
+            seq = cls(
+                uv=arrays["uv"],
+                labels=arrays["labels"],
+                boxes=arrays["boxes"],
+                scores=arrays["scores"],
+                missing=arrays["missing"],
+                fps=_scalar(arrays["fps"], "fps", float),
+                source_size=tuple(arrays["source_size"]) if "source_size" in arrays else None,
+                format_version=_scalar(arrays["format_version"], "format_version", int),
+            )
+            seq.check_body()
+        except PoseFileError as e:
+            raise PoseFileError(f"{path.name}: {e}") from e
+        seq.extra["frames_in_file"] = frames_in_file
+        return seq
+
+    def check_body(self) -> None:
+        """Refuse a sequence in which no frame shows any body part: it would render nothing useful.
+
+        (``validate`` accepts it, because a crop or a placement may legitimately leave a
+        frame empty; files from outside must show someone.)"""
+        if not self.labels.any():
+            raise PoseFileError(NO_BODY)
+
+
+NO_BODY = (
+    "no frame of this pose sequence shows a body (every pixel is background); "
+    "extract the poses again from a video where the person is clearly visible"
+)
+# The fields of a pose file, and those with one entry per frame (read only up to max_frames).
+# Labels come first: a file without any body is refused before its (4x larger) UV maps are unpacked.
+REQUIRED_FIELDS = ("labels", "uv", "boxes", "scores", "missing", "fps", "format_version")
+PER_FRAME_FIELDS = ("uv", "labels", "boxes", "scores", "missing")
+
+
+def _read_pose_arrays(
+    archive: zipfile.ZipFile, name: str, max_frames: int | None, max_bytes: int
+) -> tuple[dict[str, np.ndarray], int]:
+    """The pose file's arrays, checked from their headers before any is unpacked."""
+    members = {info.filename: info for info in archive.infolist()}
+    fields = [*REQUIRED_FIELDS, "source_size"]
+    absent = [k for k in REQUIRED_FIELDS if f"{k}.npy" not in members]
+    if absent:
+        raise PoseFileError(
+            f"{name} is not a DreamPose pose file: missing {', '.join(absent)} "
+            "(make one with `dreampose extract-poses`)"
+        )
+    fields = [k for k in fields if f"{k}.npy" in members]
+    rows = {k: max_frames if k in PER_FRAME_FIELDS else None for k in fields}
+    # First pass: headers only (a few hundred bytes each), so nothing is unpacked if the total is too big.
+    headers = {}
+    for k in fields:
+        with archive.open(members[f"{k}.npy"]) as f:
+            headers[k] = read_header(f, f"{name} ({k})", members[f"{k}.npy"].file_size)
+    Budget(max_bytes, name).take(sum(headers[k].bytes_for(rows[k]) for k in fields))
+    budget = Budget(max_bytes, name)
+    arrays = {}
+    for k in fields:
+        with archive.open(members[f"{k}.npy"]) as f:
+            arrays[k] = read_array(f, f"{name} ({k})", members[f"{k}.npy"].file_size, budget, rows[k])
+        if k == "labels" and _no_body(arrays[k], headers["uv"].rows(max_frames)):
+            raise PoseFileError(f"{name}: {NO_BODY}")
+    frames_in_file = headers["uv"].shape[0] if headers["uv"].shape else 0
+    return arrays, frames_in_file
+
+
+def _no_body(labels: np.ndarray, uv_shape: tuple[int, ...]) -> bool:
+    """Well-formed labels (for the UV maps' shape) without any body part."""
+    expected = (uv_shape[0], *uv_shape[2:]) if len(uv_shape) == 4 else None
+    return labels.dtype == np.uint8 and labels.shape == expected and not labels.any()
+
+
+def _scalar(array: np.ndarray, name: str, kind):
+    if array.size != 1:
+        raise PoseFileError(f"{name} must be a single number; got an array of shape {array.shape}")
+    try:
+        return kind(array.reshape(()))
+    except (TypeError, ValueError):
+        raise PoseFileError(f"{name} must be a number; got {array.dtype}") from None
 
 
 def _check(array: np.ndarray, name: str, dtype, shape: tuple) -> None:

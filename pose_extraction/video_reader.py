@@ -10,8 +10,9 @@ player shows them. We never assume the frame size: a one-frame probe run reports
 *after* rotation, and that is the size we cut the raw stream into. Photos go through
 the project's one photo loader (``pose_extraction.images``), upright from their EXIF tag.
 
-Resampling to a target fps uses ffmpeg's ``fps`` filter, which keeps for each output
-instant the source frame shown at that instant (variable frame-rate phone videos included).
+Frames are always taken by presentation time with ffmpeg's ``fps`` filter, at the target
+fps or else the video's average rate: each output instant gets the source frame shown at
+that instant, so variable-frame-rate phone videos keep their timing.
 
 Every problem a user can cause (unreadable, truncated, empty, audio-only, too long, too
 large) is a ``ValueError`` saying what was wrong and what to do.
@@ -283,12 +284,13 @@ class VideoStream:
         if self.end is not None:
             cmd += ["-t", f"{self.end - (self.start or 0.0):.6f}"]
         cmd += ["-i", str(self.info.path), "-map", "0:v:0", "-an", "-sn", "-dn"]
-        if self.fps != self.info.fps:
-            # Output frame k is the source frame on screen at k / fps (round=up keeps the last
-            # frame starting at or before that instant). Timestamps are moved 1 ms earlier
-            # (in microsecond units, settb=AVTB) because webm/mkv store them rounded to the
-            # millisecond, which can put a frame just after the instant it really starts at.
-            cmd += ["-vf", f"settb=AVTB,setpts=PTS-0.001/TB,fps=fps={self.fps:.6f}:round=up"]
+        # Always by presentation time, also at the video's own rate: output frame k is the
+        # source frame on screen at k / fps (round=up keeps the last frame starting at or
+        # before that instant), so a variable-frame-rate phone video keeps its timing instead
+        # of being played back frame after frame at its average rate. Timestamps are moved
+        # 1 ms earlier (in microsecond units, settb=AVTB) because webm/mkv store them rounded
+        # to the millisecond, which can put a frame just after the instant it really starts at.
+        cmd += ["-vf", f"settb=AVTB,setpts=PTS-0.001/TB,fps=fps={self.fps:.6f}:round=up"]
         # passthrough: one output frame per frame leaving the filters, no duplication by the muxer
         cmd += ["-fps_mode", "passthrough"]
         if self.max_frames is not None:

@@ -127,7 +127,7 @@ def test_subject_pose_without_a_body_is_a_clear_error(files, tmp_path, capsys):
     subject = subject_pose_file(tmp_path / "empty.npz", body=False)
     argv = ["preview", *common(files), "--output", str(tmp_path / "c.png"), "--subject-pose", str(subject)]
     assert main(argv) == 2
-    assert "subject's pose has no body" in capsys.readouterr().err
+    assert "empty.npz: no frame of this pose sequence shows a body" in capsys.readouterr().err
 
 
 def test_guidance_grid_is_one_labelled_png_of_every_pair(files):

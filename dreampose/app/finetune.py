@@ -67,6 +67,8 @@ def finetune(
             + eta.text(done, total, "steps"),
         )
 
+    # Everything that writes into the session stays inside the job: closing the tab waits for
+    # the job to end before the folder is deleted, so nothing is written after the cleanup.
     with session.job("finetune") as cancel:
         progress(0, total, "Loading the model and preparing the photos")
         try:
@@ -76,20 +78,21 @@ def finetune(
             )  # fmt: skip
         except ValueError as e:
             raise UserError(sentence(e)) from e
-    done = sum(result.steps_done.values())
-    if result.cancelled and done == 0:
-        return FinetuneOutcome(
-            None, None, True, "Finetuning was cancelled before its first step finished: nothing was trained, "
-            "and previews and renders keep using the model as it was."
-        )  # fmt: skip
-    (session.folder / SUBJECT_POINTER).write_text(output.name)
+        done = sum(result.steps_done.values())
+        if result.cancelled and done == 0:
+            return FinetuneOutcome(
+                None, None, True, "Finetuning was cancelled before its first step finished: nothing was trained, "
+                "and previews and renders keep using the model as it was."
+            )  # fmt: skip
+        (session.folder / SUBJECT_POINTER).write_text(output.name)
+        download = zip_model(output)
     message = (
         f"Cancelled after {done} of {total} steps; the partly finetuned subject is kept and used."
         if result.cancelled
         else f"Finetuned on {len(photo_paths)} photo(s) in {duration(time.monotonic() - eta.start)}; "
         "previews and renders now use this subject."
     )
-    return FinetuneOutcome(output, zip_model(output), result.cancelled, message)
+    return FinetuneOutcome(output, download, result.cancelled, message)
 
 
 def zip_model(folder: Path) -> Path | None:

@@ -9,6 +9,7 @@ holding ``<urlopen error ...>`` would otherwise be cut off).
 from __future__ import annotations
 
 import html
+import re
 import time
 
 OUT_OF_MEMORY = (
@@ -46,10 +47,14 @@ class UserError(ValueError):
 def sentence(error: BaseException | str) -> str:
     """An error's message as a sentence: first letter capitalised, a full stop at the end.
 
-    Only the first letter changes, so file names inside the message keep their case.
+    Names are shown as given: a message that starts with a file or option name
+    ("text.mp4 is not a video", "poses_nan.npz: ...") keeps it as it is, since "Text.mp4"
+    is another file. Only a plain lowercase first word is capitalised.
     """
     text = str(error).strip() or type(error).__name__
-    text = text[0].upper() + text[1:]
+    first_word = re.split(r"[\s:,;]", text, maxsplit=1)[0]
+    if re.fullmatch(r"[a-z]+", first_word):
+        text = text[0].upper() + text[1:]
     return text if text.endswith((".", "!", "?")) else text + "."
 
 

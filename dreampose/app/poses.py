@@ -74,21 +74,23 @@ def _read_driving(app, path, fps, start, end, max_frames, progress, notes, cance
     from dreampose.poses import load_driving_poses
 
     path = check_upload_size(path, app.limits, "driving video or pose file")
-    kind = driving_kind(path, app.limits)
+    kind = driving_kind(path)
     try:
         if kind == "video":
             seq = _extract_video(app, path, fps, start, end, max_frames, progress, notes, cancel)
-        else:
-            seq = load_driving_poses(path, fps=fps or None)
+        else:  # only the frames this app keeps are unpacked, within its byte budget
+            cap, budget = app.limits.max_pose_frames, app.limits.max_pose_bytes
+            seq = load_driving_poses(path, fps=fps or None, max_frames=cap, max_bytes=budget)
     except ExtractionCancelled:
         raise UserError("Pose extraction was cancelled; nothing was changed.") from None
     except (PoseFileError, ValueError) as e:
         if isinstance(e, UserError):
             raise
         raise UserError(sentence(e)) from e
-    if len(seq) > app.limits.max_pose_frames:
+    in_file = seq.extra.get("frames_in_file", len(seq))
+    if in_file > app.limits.max_pose_frames:
         notes.append(
-            f"The pose file has {len(seq)} frames; this app keeps the first {app.limits.max_pose_frames}."
+            f"The pose file has {in_file} frames; this app keeps the first {app.limits.max_pose_frames}."
         )
         seq = seq.select(slice(0, app.limits.max_pose_frames))
     return seq

@@ -120,9 +120,10 @@ def render(
             kept = [_read_png(p) for p in sorted((folder / "frames").glob("*.png"))]
             if not kept:
                 raise error from e
-    if side_by_side and kept:
-        video = _side_by_side(app, photo, poses, frames[: len(kept)], kept, folder, poses.fps)
-    frames_zip = _zip_frames(folder / "frames", folder / "frames.zip")
+        # Still inside the job: closing the tab waits for it before deleting the folder.
+        if side_by_side and kept:
+            video = _side_by_side(app, photo, poses, frames[: len(kept)], kept, folder, poses.fps)
+        frames_zip = _zip_frames(folder / "frames", folder / "frames.zip")
     message = _render_message(app, len(kept), len(frames), poses.fps, cancelled, error)
     return RenderOutput(
         video if video.is_file() else None, frames_zip, len(kept), poses.fps, cancelled, message

@@ -28,14 +28,22 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dreampose.app.messages import UserError
 from dreampose.app.uploads import AppLimits
 
 log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- sessions
-class SessionClosed(Exception):
+class SessionClosed(UserError):
     """The session was closed (tab closed or expired) while one of its jobs ran."""
+
+    def __init__(
+        self,
+        message: str = "This session has ended (the tab was closed or left idle too long); "
+        "reload the page to start again.",
+    ) -> None:
+        super().__init__(message)
 
 
 @dataclass
@@ -70,8 +78,6 @@ class Session:
             if self.closed:
                 raise SessionClosed
             if kind in self.jobs:
-                from dreampose.app.messages import UserError
-
                 raise UserError(
                     f"This step ({kind}) is already running in this tab; wait for it or cancel it."
                 )
@@ -99,13 +105,26 @@ class Session:
     def busy(self) -> bool:
         return bool(self.jobs)
 
+    def retire_if_idle(self, ttl_s: float, now: float) -> bool:
+        """Close the session to new jobs if none is running and the last ended more than
+        ``ttl_s`` ago; True if it did. Atomic with :meth:`job`, so a step that starts
+        meanwhile is never swept from under itself."""
+        with self._idle:
+            if self.closed or self.jobs or now - self.last_used <= ttl_s:
+                return False
+            self.closed = True
+            return True
+
     def close(self, wait_s: float = 600.0) -> None:
         """Cancel the jobs, wait for them to end, then delete the folder."""
         with self._idle:
             self.closed = True
         self.cancel()
         with self._idle:
-            self._idle.wait_for(lambda: not self.jobs, timeout=wait_s)
+            if not self._idle.wait_for(lambda: not self.jobs, timeout=wait_s):
+                log.warning(
+                    "session %s: jobs %s did not stop in %.0f s", self.id[:8], list(self.jobs), wait_s
+                )
         shutil.rmtree(self.folder, ignore_errors=True)
 
     # ------------------------------------------------------------------ files
@@ -150,6 +169,8 @@ class SessionStore:
         self.ttl_s = ttl_s
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
+        self._stop_sweeping = threading.Event()
+        self._closed = False  # close_all ran: the server is stopping
 
     def get(self, key: str | None) -> Session:
         """The session for ``key`` (Gradio's per-tab ``session_hash``), created on first use.
@@ -159,6 +180,8 @@ class SessionStore:
         self.sweep()
         key = key or uuid.uuid4().hex
         with self._lock:
+            if self._closed:
+                raise SessionClosed("The server is stopping; please try again in a moment.")
             session = self._sessions.get(key)
             if session is None:
                 folder = self.root / uuid.uuid4().hex
@@ -167,6 +190,11 @@ class SessionStore:
                 self._sessions[key] = session
             session.last_used = time.monotonic()
             return session
+
+    def find(self, key: str | None) -> Session | None:
+        """The open session for ``key``, without creating one."""
+        with self._lock:
+            return self._sessions.get(key or "")
 
     def close(self, session_id: str | None) -> None:
         """Delete a session and its folder (the tab was closed, or it expired), after
@@ -178,20 +206,45 @@ class SessionStore:
             log.info("closed session %s", session.id[:8])
 
     def sweep(self) -> None:
-        """Close every session idle for longer than ``ttl_s``; a session with a running job
-        is in use, however long the job takes."""
+        """Delete every session idle for longer than ``ttl_s`` since its last step ended; a
+        session with a running job is in use, however long the job takes."""
         now = time.monotonic()
         with self._lock:
-            expired = [s.id for s in self._sessions.values() if not s.busy and now - s.last_used > self.ttl_s]
-        for session_id in expired:
-            self.close(session_id)
+            expired = [s for s in self._sessions.values() if s.retire_if_idle(self.ttl_s, now)]
+            for session in expired:
+                del self._sessions[session.id]
+        for session in expired:
+            session.close()  # no job can start in it any more: deleted at once
+            log.info("expired session %s", session.id[:8])
+
+    def start_sweeping(self, every_s: float | None = None) -> threading.Thread:
+        """Sweep from a background thread every ``every_s`` seconds (default: a tenth of the
+        TTL, from 1 s to 5 min), so idle sessions go even when no request comes to sweep them.
+        Stops at :meth:`close_all`."""
+        every_s = every_s or min(max(self.ttl_s / 10, 1.0), 300.0)
+
+        def loop() -> None:
+            while not self._stop_sweeping.wait(every_s):
+                try:
+                    self.sweep()
+                except Exception:  # a failed sweep must not end the sweeping
+                    log.exception("sweeping sessions failed")
+
+        thread = threading.Thread(target=loop, name="dreampose-session-sweeper", daemon=True)
+        thread.start()
+        return thread
 
     def __len__(self) -> int:
         return len(self._sessions)
 
     def close_all(self) -> None:
-        """Close every session (at server shutdown) and remove the root folder if it is empty."""
-        for session_id in list(self._sessions):
+        """Close every session (at server shutdown), refuse new ones, and remove the root
+        folder if it is empty."""
+        self._stop_sweeping.set()
+        with self._lock:
+            self._closed = True
+            keys = list(self._sessions)
+        for session_id in keys:
             self.close(session_id)
         with contextlib.suppress(OSError):
             self.root.rmdir()

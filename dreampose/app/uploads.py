@@ -31,6 +31,11 @@ def _env_number(name: str, default: float) -> float:
     return value
 
 
+# One pose frame as uploaded: U, V of 1024 x 1024 pixels in float32 (the official layout's
+# type; extracted poses are float16 U, V plus labels at most 1024 pixels on a side).
+POSE_FRAME_BYTES = 2 * 1024 * 1024 * 4
+
+
 @dataclass(frozen=True)
 class AppLimits:
     """What one request may ask for. Defaults suit a public Space on one GPU."""
@@ -44,10 +49,19 @@ class AppLimits:
     # UNet + VAE finetuning steps together: the paper's 500 + 1500 by default
     max_finetune_steps: int = paper.FINETUNE_UNET_STEPS + paper.FINETUNE_VAE_STEPS
     session_ttl_s: float = 3 * 3600.0  # idle sessions are deleted after this long
+    cache_ttl_s: float = 3 * 3600.0  # Gradio's copies of uploads and results are deleted after this long
+
+    @property
+    def max_pose_bytes(self) -> int:
+        """What an uploaded pose file may unpack to: ``max_pose_frames`` frames of at most
+        ``POSE_FRAME_BYTES``. Checked from the zip directory and the array headers before
+        anything is unpacked; frames past the limit are never read."""
+        return self.max_pose_frames * POSE_FRAME_BYTES
 
     @classmethod
     def from_env(cls) -> AppLimits:
-        """Read ``DREAMPOSE_MAX_*`` and ``DREAMPOSE_SESSION_TTL`` (seconds) over the defaults."""
+        """Read ``DREAMPOSE_MAX_*``, ``DREAMPOSE_SESSION_TTL`` and ``DREAMPOSE_CACHE_TTL``
+        (seconds) over the defaults."""
         d = cls()
         return cls(
             max_upload_mb=_env_number("DREAMPOSE_MAX_UPLOAD_MB", d.max_upload_mb),
@@ -58,6 +72,7 @@ class AppLimits:
             max_render_frames=int(_env_number("DREAMPOSE_MAX_RENDER_FRAMES", d.max_render_frames)),
             max_finetune_steps=int(_env_number("DREAMPOSE_MAX_FINETUNE_STEPS", d.max_finetune_steps)),
             session_ttl_s=_env_number("DREAMPOSE_SESSION_TTL", d.session_ttl_s),
+            cache_ttl_s=_env_number("DREAMPOSE_CACHE_TTL", d.cache_ttl_s),
         )
 
 
@@ -71,7 +86,7 @@ def check_upload_size(path: str | os.PathLike, limits: AppLimits, what: str) -> 
         raise UserError(f"The {what} upload did not arrive; please upload it again.")
     size = path.stat().st_size
     if size == 0:
-        raise UserError(f"The {what} file is empty; please upload it again.")
+        raise UserError(f"The {what} is an empty file; please upload it again.")
     if size > limits.max_upload_mb * 1e6:
         raise UserError(
             f"The {what} is {size / 1e6:.0f} MB, more than the {limits.max_upload_mb:g} MB this app accepts. "
@@ -95,24 +110,22 @@ def read_photo(path: str | os.PathLike, limits: AppLimits):
         ) from None
 
 
-def driving_kind(path: Path, limits: AppLimits) -> str:
+def driving_kind(path: Path) -> str:
     """``"npz"`` (a DreamPose pose file), ``"official_zip"`` or ``"video"``, from the content.
 
     An ``.npz`` is a zip of ``.npy`` arrays named after the pose-file fields; the official
     DreamPose poses are a zip of ``frame_N_densepose.npy`` files; anything else must be a
-    video (the video reader then decides whether it really is one). Zips that would
-    unpack to far more than the upload limit are refused before anything is unpacked.
+    video (the video reader then decides whether it really is one). Only the zip's
+    directory is read here; the pose loaders check sizes against
+    ``AppLimits.max_pose_bytes`` before they unpack anything.
     """
     if not zipfile.is_zipfile(path):
         return "video"
     try:
         with zipfile.ZipFile(path) as z:
-            infos = [i for i in z.infolist() if not i.is_dir()]
+            names = {i.filename for i in z.infolist() if not i.is_dir()}
     except (zipfile.BadZipFile, OSError) as e:
         raise UserError("The uploaded zip file is damaged; please create it again.") from e
-    if sum(i.file_size for i in infos) > 20 * limits.max_upload_mb * 1e6:
-        raise UserError("The uploaded zip unpacks to far more data than this app accepts.")
-    names = {i.filename for i in infos}
     if {"uv.npy", "labels.npy"} <= names:
         return "npz"
     if any(n.endswith(".npy") for n in names):

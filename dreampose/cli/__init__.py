@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import os
 import sys
 
 # Order is the order shown in `dreampose --help`.
@@ -71,24 +72,39 @@ def main(argv: list[str] | None = None) -> int:
 
 def explain(error: BaseException) -> tuple[int, str]:
     """(exit code, one line for the user) for any error a command can end with."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
     if isinstance(error, (ValueError, FileNotFoundError)):  # the user's input: the message says it
-        return EXIT_USER_ERROR, str(error)
-    if isinstance(error, MemoryError) or "out of memory" in str(error).lower():
+        return EXIT_USER_ERROR, text or type(error).__name__
+    if isinstance(error, OverflowError):  # e.g. a seed past 2**63 reaching torch
+        return EXIT_USER_ERROR, f"a number is too large ({text}); use smaller values"
+    if isinstance(error, MemoryError) or "out of memory" in text.lower():
         return EXIT_FAILURE, (
             "not enough memory for this job; render fewer frames at once (--batch-frames 1), use "
             "--cpu-offload on a small GPU, or close other programs"
         )
+    number = error.errno if isinstance(error, OSError) else _errno_in(text)  # e.g. from safetensors or ffmpeg
+    where = f" ({error.filename})" if isinstance(error, OSError) and error.filename else ""
+    if number == errno.ENOSPC:
+        return EXIT_FAILURE, f"the disk is full{where}; free some space or choose another output folder"
+    if number in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return EXIT_USER_ERROR, f"no permission to write{where}; choose another output folder"
     if isinstance(error, OSError):
-        where = f" ({error.filename})" if error.filename else ""
-        if error.errno == errno.ENOSPC:
-            return EXIT_FAILURE, f"the disk is full{where}; free some space or choose another output folder"
-        if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            return EXIT_USER_ERROR, f"no permission to write{where}; choose another output folder"
-        return EXIT_FAILURE, f"{error.strerror or error}{where}"
+        return EXIT_FAILURE, f"{error.strerror or text}{where}"
     return EXIT_FAILURE, (
-        f"unexpected {type(error).__name__}: {error} (run again with `dreampose --debug ...` for the "
+        f"unexpected {type(error).__name__}: {text[:500]} (run again with `dreampose --debug ...` for the "
         "traceback, and please report it)"
     )
+
+
+def _errno_in(text: str) -> int | None:
+    """A disk-full or permission error described in the text of a non-OSError (safetensors and
+    other native libraries report the system's words, not an OSError)."""
+    for number in (errno.ENOSPC, errno.EROFS, errno.EACCES):
+        if os.strerror(number).lower() in text.lower():
+            return number
+    if "storagefull" in text.lower():
+        return errno.ENOSPC
+    return None
 
 
 if __name__ == "__main__":

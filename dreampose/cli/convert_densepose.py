@@ -25,10 +25,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dreampose.files import writable_file
     from pose_extraction.densepose.checkpoint import load_state_dict, match_state_dict, save_safetensors
     from pose_extraction.densepose.download import resolve_weights
     from pose_extraction.densepose.model import DensePoseRCNN
 
+    writable_file(args.output, suffixes=(".safetensors",))  # before a download and a 250 MB read
     model = DensePoseRCNN()
     source = resolve_weights(args.weights, verify=lambda p: match_state_dict(load_state_dict(p), model))
     state_dict = match_state_dict(load_state_dict(source), model)  # raises, naming bad keys, before writing

@@ -45,11 +45,13 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import threading
 
+    from dreampose.files import writable_folder
     from dreampose.loading import resolve_model
     from dreampose.training.finetune import finetune
     from dreampose.training.settings import FinetuneSettings
 
     settings = settings_from_args(FinetuneSettings, args)
+    writable_folder(args.output)  # before DensePose and the model load
     extractor = None
     if args.poses is None:  # each photo's pose is extracted
         extractor = load_densepose(args)

@@ -33,6 +33,8 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from dreampose.files import writable_folder
+
     videos = (
         sorted(p for p in args.videos.glob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
         if args.videos.is_dir()
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if not videos:
         raise ValueError(f"no videos ({', '.join(VIDEO_SUFFIXES)}) found in {args.videos}")
+    writable_folder(args.output)  # before DensePose runs on the first video
     extractor = load_densepose(args)
     failed = []
     for video in tqdm(videos, desc="videos", unit="video"):

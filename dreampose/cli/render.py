@@ -22,11 +22,13 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from dreampose import parallel
-    from dreampose.files import writable_file
+    from dreampose.files import writable_file, writable_folder
 
     settings, poses = render_inputs(args)
     frames = parse_frame_range(args.frames, len(poses))
     writable_file(args.output, suffixes=(".mp4",))
+    if args.frames_dir is not None:
+        writable_folder(args.frames_dir)  # before the model loads
     if parallel.is_distributed():  # started by `accelerate launch` or `torchrun`
         return run_distributed(args, settings, poses, frames)
     return run_single(args, settings, poses, frames)

@@ -13,8 +13,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from dreampose.files import atomic_dir, writable_folder
     from dreampose.model.tiny import tiny_pipeline
 
-    tiny_pipeline(seed=args.seed).save_pretrained(args.output, safe_serialization=True)
+    writable_folder(args.output)
+    with atomic_dir(args.output) as tmp:  # a full disk leaves no half-written model
+        tiny_pipeline(seed=args.seed).save_pretrained(tmp, safe_serialization=True)
     print(f"wrote a tiny random model to {args.output} (not a real model: it renders noise)")
     return 0

@@ -42,3 +42,10 @@ def check_interval(interval) -> None:
         raise ValueError(
             f"turbo must be a whole number of at least 1 (run the whole UNet every N-th step); got {interval!r}"
         )
+
+
+def check_seed(seed: int) -> None:
+    """A seed torch.Generator accepts (a larger one fails deep inside torch with "Overflow when
+    unpacking long long")."""
+    if not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"the seed must be a whole number from 0 to 2**63 - 1; got {seed}")

@@ -9,6 +9,7 @@ model whose config asks for the official numerics (see ``dreampose.model.conditi
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -41,14 +42,29 @@ def read_official_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]
                 raise
             state = torch.load(path, map_location="cpu", weights_only=True)  # the legacy (pre-zip) format
     except Exception as e:
-        raise ValueError(
-            f"{path.name} is not a PyTorch checkpoint of plain tensors (weights_only load failed: {e})"
-        ) from e
+        refused = re.search(r"GLOBAL (\S+)", str(e))
+        if refused:  # the pickle names code to run or objects to build: never load it fully
+            raise ValueError(
+                f"{path.name} is not a checkpoint of plain tensors and was refused: it asks to load "
+                f"{refused.group(1).rstrip('.,')}, and loading it could run code. Use the official checkpoint files"
+            ) from e
+        raise ValueError(f"{path.name} is not a readable PyTorch checkpoint ({_load_error(e)})") from e
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise ValueError(f"{path.name} does not hold a state dict of tensors")
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _load_error(error: Exception) -> str:
+    """Why ``torch.load`` failed, without PyTorch's advice to retry with ``weights_only=False``:
+    for a file from elsewhere that is the wrong advice (it would run whatever the file says)."""
+    boilerplate = ("Weights only load failed", "Check the documentation", "weights_only")
+    for line in str(error).splitlines():
+        line = line.split("WeightsUnpickler error:", 1)[-1].strip()
+        if line and not any(b in line for b in boilerplate):
+            return line
+    return type(error).__name__
 
 
 def official_kind(state: dict[str, torch.Tensor]) -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dreampose import paper
-from dreampose.model.checks import check_size
+from dreampose.model.checks import check_seed, check_size
 
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 # The rank of quick LoRA subjects (the app's LoRA mode, `evaluate --finetune lora`).
@@ -138,6 +138,7 @@ class FinetuneSettings(_OptimiserSettings):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0; got {getattr(self, name)}")
         check_size(self.height, self.width)
+        check_seed(self.seed)
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(
                 f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}; got {self.mixed_precision!r}"
@@ -184,6 +185,7 @@ class TrainSettings(_OptimiserSettings):
 
     def __post_init__(self) -> None:
         check_size(self.height, self.width)
+        check_seed(self.seed)
         _check_at_least(
             self, 1, "batch_size", "gradient_accumulation_steps", "checkpoint_every", "keep_checkpoints"
         )

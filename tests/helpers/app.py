@@ -13,8 +13,10 @@ PHOTO = str(ASSETS / "example_photo.png")
 VIDEO = str(ASSETS / "example_dance.mp4")
 
 
-def launch_tiny_app(session_root: Path, **limits):
-    """(demo, service): the real page on a free local port; close with ``demo.close()``."""
+def launch_tiny_app(session_root: Path, concurrency: int = 1, sweep_every: float | None = None, **limits):
+    """(demo, service): the real page on a free local port; close with ``demo.close()`` and
+    ``service.close()``. ``concurrency``: jobs run at once (``app.py --concurrency``);
+    ``sweep_every``: also sweep idle sessions from a background thread, as ``app.py`` does."""
     from app import create_demo
     from dreampose.app.service import AppService
     from dreampose.app.uploads import AppLimits
@@ -28,7 +30,9 @@ def launch_tiny_app(session_root: Path, **limits):
         session_root=session_root,
     )
     demo = create_demo(service)
-    demo.queue(default_concurrency_limit=1).launch(
+    if sweep_every is not None:
+        service.sessions.start_sweeping(sweep_every)
+    demo.queue(default_concurrency_limit=concurrency).launch(
         server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True
     )
     return demo, service

@@ -1,0 +1,242 @@
+"""Sessions never lose running work, and nothing a user made outlives its session or the server.
+
+Through the real server on 127.0.0.1 (``gradio_client``): a render longer than the idle
+timeout is not swept from under itself while another user's requests arrive; closing the
+tab mid-render ends the render first and then deletes everything, with nothing written
+afterwards; Gradio's own cache is emptied after its lifetime; and stopping the server with
+Ctrl-C or SIGTERM deletes the session folders and Gradio's cache. The session store's rules
+are also checked directly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from dreampose.app.sessions import SessionClosed, SessionStore
+from tests.helpers import REPO
+from tests.helpers.app import PHOTO, VIDEO, launch_tiny_app
+
+TTL = 1.0  # seconds of idleness before a session is deleted, in these tests
+RENDER = (0, 3, 8, 3, 25, "dpm++", 0, False)  # frames 0..3, sI, sP, 25 steps, sampler, seed, side by side
+
+
+def _extract(client: Client) -> None:
+    client.predict(handle_file(PHOTO), [], handle_file(VIDEO), 0, 0, 0, 6, True, api_name="/extract_poses")
+
+
+def _preview(client: Client, steps: int = 2):
+    return client.predict(handle_file(PHOTO), [], 0, 8, 3, steps, "dpm++", 0, api_name="/preview")
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+@pytest.fixture
+def short_ttl_app(tmp_path):
+    """The app with a 1 s idle timeout, swept in the background as ``app.py`` does, two jobs at once."""
+    demo, service = launch_tiny_app(
+        tmp_path / "sessions", concurrency=2, sweep_every=0.1, session_ttl_s=TTL, max_pose_frames=6
+    )
+    yield demo, service
+    demo.close()
+    service.close()
+
+
+# ----------------------------------------------------------------------------- through the server
+@pytest.mark.slow
+def test_a_render_longer_than_the_idle_timeout_is_never_swept(short_ttl_app):
+    demo, service = short_ttl_app
+    alice, bob = Client(demo.local_url, verbose=False), Client(demo.local_url, verbose=False)
+    _extract(alice)
+    session = service.sessions.find(alice.session_hash)
+    folder = session.folder
+
+    job = alice.submit(handle_file(PHOTO), [], *RENDER, api_name="/render")
+    _wait_for(lambda: "render" in session.jobs, 60, "the render to start")
+    time.sleep(2 * TTL)  # by the time her render started, Alice's session is now "idle"
+    assert "render" in session.jobs, "the render ended too soon to prove anything"
+    with pytest.raises(Exception, match="no poses yet"):  # Bob's request sweeps the sessions too
+        _preview(bob)
+    video, frames_zip, message = job.result(timeout=300)
+    assert "Rendered 4 frames" in message and Path(frames_zip).is_file()
+
+    # Idleness counts from the end of the render: her next step finds her poses.
+    image, used = _preview(alice)
+    assert Path(image).is_file() and "Frame 0" in used
+    assert folder.is_dir()
+    # And once really idle, the background sweep deletes the session and all its files.
+    _wait_for(lambda: not folder.exists(), 10 * TTL, "the idle session to be deleted")
+    assert service.sessions.find(alice.session_hash) is None
+
+
+@pytest.mark.slow
+def test_closing_the_tab_mid_render_ends_the_render_then_deletes_everything(tmp_path):
+    demo, service = launch_tiny_app(tmp_path / "sessions", concurrency=2, max_pose_frames=6)
+    try:
+        alice = Client(demo.local_url, verbose=False)
+        _extract(alice)
+        session = service.sessions.find(alice.session_hash)
+        folder = session.folder
+        job = alice.submit(handle_file(PHOTO), [], *RENDER, api_name="/render")
+        _wait_for(lambda: list(folder.glob("renders/*/frames/*.png")), 120, "the first rendered frame")
+        assert "render" in session.jobs and len(list(folder.glob("renders/*/frames/*.png"))) < 4
+
+        # A browser tab holds this connection open; closing the tab drops it, and Gradio
+        # then runs the page's unload event (end_session) for that session.
+        with httpx.stream("GET", alice.heartbeat_url.format(session_hash=alice.session_hash)) as beat:
+            next(beat.iter_lines())
+        _wait_for(lambda: not folder.exists(), 60, "the closed session's folder to be deleted")
+        with pytest.raises(Exception):  # noqa: B017 - the render ended early; its files are gone
+            job.result(timeout=60)
+        time.sleep(1.0)  # a render still running would write its next frame by now
+        assert _files(service.sessions.root) == [], "something was written after the cleanup"
+        assert not list(service.sessions.root.iterdir()), "an orphan session folder appeared"
+    finally:
+        demo.close()
+        service.close()
+
+
+EXAMPLE_NAMES = {Path(PHOTO).name, Path(VIDEO).name}  # the page's examples: Gradio keeps them cached
+
+
+def _someones_photo(folder: Path) -> Path:
+    """A photo that is not the page's example (whose cached copy Gradio keeps on purpose)."""
+    picture = np.asarray(Image.open(PHOTO).convert("RGB")).copy()
+    picture[0, 0] = (1, 2, 3)
+    Image.fromarray(picture).save(folder / "someone.png")
+    return folder / "someone.png"
+
+
+@pytest.mark.slow
+def test_gradio_cache_is_emptied_after_its_lifetime(tmp_path):
+    """Gradio keeps its own copy of every upload and result; they go after ``cache_ttl_s``."""
+    photo = _someones_photo(tmp_path)
+    demo, service = launch_tiny_app(tmp_path / "sessions", cache_ttl_s=3.0)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        with pytest.raises(Exception, match="no poses yet"):  # a quick request that uploads a photo
+            client.predict(handle_file(photo), [], 0, 8, 3, 2, "dpm++", 0, api_name="/preview")
+        examples = set().union(*(getattr(b, "keep_in_cache", set()) for b in demo.blocks.values()))
+        cached = [Path(f) for f in set().union(*demo.temp_file_sets) - examples]
+        assert any(f.name == photo.name for f in cached), cached
+        _wait_for(lambda: not any(f.exists() for f in cached), 20, "Gradio's cached files to go")
+    finally:
+        demo.close()
+        service.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stopping_the_server_deletes_sessions_and_gradio_cache(tmp_path, stop):
+    """`python app.py` run for real: after Ctrl-C or `kill`, none of the users' files remain."""
+    temp, port = tmp_path / "tmp", _free_port()
+    temp.mkdir()
+    env = dict(
+        os.environ, TMPDIR=str(temp), GRADIO_TEMP_DIR=str(temp / "gradio"), GRADIO_ANALYTICS_ENABLED="False"
+    )
+    server = subprocess.Popen(
+        [sys.executable, "app.py", "--model", "tiny", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        _wait_for(lambda: _responds(url) or server.poll() is not None, 180, "the app to start")
+        assert server.poll() is None, server.stdout.read()
+        client = Client(url, verbose=False)
+        photo = _someones_photo(tmp_path)
+        with pytest.raises(Exception, match="no poses yet"):  # a session with the uploaded photo in it
+            client.predict(handle_file(photo), [], 0, 8, 3, 2, "dpm++", 0, api_name="/preview")
+        assert list(temp.glob("dreampose-sessions-*/*/photos/*.png")), "the session kept the photo"
+        assert list((temp / "gradio").rglob(photo.name)), "Gradio cached the upload"
+        server.send_signal(stop)
+        output, _ = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode in (0, -stop), output
+    # Only Gradio's copies of the page's own example files may stay (they are not users' files).
+    left = [f for f in _files(temp) if f.name not in EXAMPLE_NAMES]
+    assert left == [], f"left behind: {left}\n{output}"
+
+
+def _responds(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+# ----------------------------------------------------------------------------- the store's rules
+def test_a_session_with_a_running_job_is_never_swept(tmp_path):
+    store = SessionStore(tmp_path, ttl_s=0.01)
+    session = store.get("busy")
+    with session.job("render"):
+        time.sleep(0.05)
+        store.sweep()
+        assert session.folder.is_dir() and store.find("busy") is session
+    time.sleep(0.005)
+    store.sweep()  # idle for less than the TTL since the job ended
+    assert session.folder.is_dir()
+    time.sleep(0.05)
+    store.sweep()
+    assert not session.folder.exists() and store.find("busy") is None
+
+
+def test_closing_a_session_cancels_its_job_and_waits_for_it(tmp_path):
+    store = SessionStore(tmp_path)
+    session = store.get("tab")
+    started, written = threading.Event(), []
+
+    def render() -> None:
+        with session.job("render") as cancel:
+            frame = session.path("renders/1/frame_00000.png")
+            started.set()
+            while not cancel.wait(0.01):
+                pass
+            time.sleep(0.2)  # finishing the current step after the cancel
+            written.append(frame.write_bytes(b"x"))
+
+    worker = threading.Thread(target=render)
+    worker.start()
+    started.wait(5)
+    store.close("tab")  # returns only after the job ended
+    assert written and not session.folder.exists()
+    worker.join(5)
+    with pytest.raises(SessionClosed):
+        session.path("late.png")  # a closed session refuses new files ...
+    with pytest.raises(SessionClosed), session.job("render"):
+        pass  # ... and new jobs
+    assert list(tmp_path.iterdir()) == []
