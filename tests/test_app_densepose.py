@@ -194,7 +194,8 @@ def test_photo_without_a_person_is_a_friendly_error(app_service, posed):
 # ----------------------------------------------------------------------------- preview, render
 def test_preview_and_render_on_real_poses(app_service, posed):
     session, _, _ = posed
-    image, used = render_step.preview(app_service, session, None, 1, replace(FAST, seed=5))
+    path, used = render_step.preview(app_service, session, None, 1, replace(FAST, seed=5))
+    image = np.asarray(Image.open(path).convert("RGB"))
     assert image.shape == (*CANVAS, 3) and image.dtype == np.uint8
     assert "Frame 1" in used and "seed 5" in used
 
