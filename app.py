@@ -61,7 +61,7 @@ CSS = """
 .step { border: 1px solid var(--border-color-primary); border-radius: var(--radius-lg);
         padding: var(--spacing-lg); background: var(--background-fill-secondary); }
 .step h3 { margin: 0 0 var(--spacing-sm) 0; }
-.status { min-height: 2.6em; padding: var(--spacing-sm) var(--spacing-md);
+.status { min-height: 3.4em; padding: var(--spacing-sm) var(--spacing-md);
           border-radius: var(--radius-md); background: var(--background-fill-primary); }
 .status p { margin: 0; }
 #tiny-banner, #setup-status { border: 1px solid var(--color-accent); border-radius: var(--radius-lg);
@@ -529,7 +529,7 @@ def create_demo(service: AppService) -> gr.Blocks:
                     elem_id="last",
                 )  # fmt: skip
                 side_by_side = gr.Checkbox(
-                    label="Also a side-by-side video (photo | pose | result)", value=False, min_width=200
+                    label="Also a side-by-side video (photo | pose | result)", value=True, min_width=200
                 )
                 keep_sound = gr.Checkbox(label="Keep the driving video's sound", value=True, min_width=200)
             gr.Markdown(
@@ -579,7 +579,7 @@ def create_demo(service: AppService) -> gr.Blocks:
             with gr.Row():
                 side_video = gr.Video(
                     label="Side by side",
-                    visible=False,
+                    visible=True,
                     height=200,
                     elem_id="side-video",
                     elem_classes="output-box",
@@ -595,8 +595,9 @@ def create_demo(service: AppService) -> gr.Blocks:
 
         # ------------------------------------------------------------------ events
         def busy(*buttons):
-            """While a step runs: its run buttons off, its Cancel on."""
-            return lambda: [gr.Button(interactive=False)] * len(buttons) + [gr.Button(interactive=True)]
+            """While a step runs: its status makes room for its progress, its run buttons are off,
+            its Cancel is on."""
+            return lambda: ["", *[gr.Button(interactive=False)] * len(buttons), gr.Button(interactive=True)]
 
         def idle(kind: str, n_buttons: int, extra=None):
             """After a step: its status from the session (result or error), buttons back."""
@@ -656,14 +657,17 @@ def create_demo(service: AppService) -> gr.Blocks:
             extra_out,
             extra,
         ) in chains:
-            button.click(busy(*run_buttons), None, [*run_buttons, cancel_btn], **private).then(
+            run = button.click(busy(*run_buttons), None, [status, *run_buttons, cancel_btn], **private).then(
                 fn, inputs, outputs, api_name=api_name, show_progress_on=[status]
-            ).then(
+            )
+            # Gradio runs ``.then`` only after a success; ``.failure`` covers errors.
+            after = (
                 idle(kind, len(run_buttons), extra),
                 None,
                 [status, *run_buttons, cancel_btn, *extra_out],
-                **private,
             )
+            run.then(*after, **private)
+            run.failure(*after, **private)
         for cancel_btn, kind in (
             (extract_cancel, "poses"), (finetune_cancel, "finetune"), (preview_cancel, "preview"), (render_cancel, "render"),
         ):  # fmt: skip

@@ -61,7 +61,7 @@ def finetune(
         )
     if unet_steps < 0 or vae_steps < 0 or total == 0:
         raise UserError("Set at least one finetuning step, or skip finetuning.")
-    app.pipeline()  # a clear message while the model is missing or still being set up
+    app.check_model()
     height, width = app.canvas
     settings = FinetuneSettings(
         unet_steps=unet_steps,

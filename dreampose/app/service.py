@@ -168,6 +168,11 @@ class AppService:
     # ------------------------------------------------------------------ models and inputs
     def pipeline(self, session: Session | None = None):
         """The session's finetuned subject when it has one, else the base model."""
+        self.check_model()
+        return self.models.pipeline(current_subject(session) if session is not None else None)
+
+    def check_model(self) -> None:
+        """Raise a clear error while the model is missing or still being set up (loads nothing)."""
         setup = self.setup_status()
         if not self.status.ready:
             if setup is not None:
@@ -176,7 +181,6 @@ class AppService:
                     "This step works as soon as it is ready; the page shows the progress at the top."
                 )
             raise UserError("No DreamPose model is installed; see the instructions at the top of the page.")
-        return self.models.pipeline(current_subject(session) if session is not None else None)
 
     def photos(self, session: Session, uploads: list | None) -> list[Path]:
         """Check and keep the uploaded subject photos; without uploads, the ones kept before."""
