@@ -525,7 +525,7 @@ def create_demo(service: AppService) -> gr.Blocks:
                     label="First frame", value=None, precision=0, minimum=0, min_width=150, elem_id="first"
                 )
                 last = gr.Number(
-                    label="Last frame (empty: as far as allowed)", value=None, precision=0, minimum=0, min_width=150,
+                    label="Last frame", value=None, precision=0, minimum=0, min_width=150,
                     elem_id="last",
                 )  # fmt: skip
                 side_by_side = gr.Checkbox(

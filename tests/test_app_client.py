@@ -66,7 +66,7 @@ def test_endpoints_are_named_with_named_outputs_and_optional_extras(app_url):
         assert not [label for label in labels if label.startswith("value_")], (name, labels)
     assert [r["label"] for r in api["/extract_poses"]["returns"]] == [
         "Poses (before | after aligning)", "The photo and its own pose", "Pose status",
-        "Frame to preview", "First frame", "Last frame (empty: as far as allowed)",
+        "Frame to preview", "First frame", "Last frame",
     ]  # fmt: skip
     required = {
         name: [p["parameter_name"] for p in api[name]["parameters"] if not p["parameter_has_default"]]
