@@ -18,7 +18,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from tests.helpers.app import PHOTO, VIDEO, launch_tiny_app
+from tests.helpers.app import PHOTO, VIDEO, launch_tiny_app, one_torch_thread
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -36,6 +36,12 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 POSE_FRAMES = 6
 TIMEOUT_MS = 180_000
 TIMER = re.compile(r"(processing \| )?[\d.]+s")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +79,9 @@ def shot(page, name: str) -> None:
 
 
 def text_of(page, selector: str) -> str:
-    return page.locator(selector).first.inner_text()
+    """The text of a status line, without Gradio's elapsed-time counter that may still linger."""
+    lines = page.locator(selector).first.inner_text().splitlines()
+    return "\n".join(line for line in lines if line.strip() and not TIMER.fullmatch(line.strip()))
 
 
 def wait_text(page, selector: str, text: str) -> None:

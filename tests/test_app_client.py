@@ -18,13 +18,19 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from tests.helpers.app import PHOTO, VIDEO, launch_tiny_app
+from tests.helpers.app import PHOTO, VIDEO, launch_tiny_app, one_torch_thread
 
 pytestmark = pytest.mark.slow
 
 POSE_FRAMES = 6
 ENDPOINTS = {"/extract_poses", "/finetune", "/preview", "/guidance_grid", "/render"}
 CANCELS = {"/cancel_poses", "/cancel_finetune", "/cancel_preview", "/cancel_render"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

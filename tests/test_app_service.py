@@ -31,10 +31,16 @@ from dreampose.app.uploads import AppLimits
 from dreampose.render import RenderSettings, parse_scales
 from pose_extraction.pose_sequence import PoseSequence
 from pose_extraction.video_reader import probe_video
-from tests.helpers.app import PHOTO, VIDEO, red_dancer_video
+from tests.helpers.app import PHOTO, VIDEO, one_torch_thread, red_dancer_video
 from tests.helpers.poses import RedBoxExtractor
 
 FAST = RenderSettings(num_inference_steps=2, scheduler="dpm++")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,18 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from tests.helpers.app import PHOTO, VIDEO, launch
+from tests.helpers.app import PHOTO, VIDEO, launch, one_torch_thread
 from tests.helpers.download import FileServer, official_files, zip_bytes
 
 pytestmark = pytest.mark.slow
 
 CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture

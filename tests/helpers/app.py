@@ -7,6 +7,7 @@ Tests that need the detector path use :func:`red_dancer_video`: a small syntheti
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -19,6 +20,21 @@ from tests.helpers import ASSETS
 
 PHOTO = str(ASSETS / "example_photo.png")
 VIDEO = str(ASSETS / "example_dance.mp4")  # 12 frames at 8 fps; its poses ship in assets/
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """The tiny model's layers are too small to share between threads: on a busy 2-core machine
+    a second torch thread made each app step 5 to 50 times slower (measured: a 6-frame render
+    took 0.8 s with one thread, 4 to 58 s with two)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def red_dancer_video(
