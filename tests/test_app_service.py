@@ -8,7 +8,6 @@ the driving video is a red block (``red_dancer_video``) and DensePose is the fak
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 import zipfile
@@ -31,7 +30,7 @@ from dreampose.app.uploads import AppLimits
 from dreampose.render import RenderSettings, parse_scales
 from pose_extraction.pose_sequence import PoseSequence
 from pose_extraction.video_reader import probe_video
-from tests.helpers.app import PHOTO, VIDEO, one_torch_thread, red_dancer_video
+from tests.helpers.app import PHOTO, VIDEO, one_torch_thread, red_dancer_video, sound_onset
 from tests.helpers.poses import RedBoxExtractor
 
 FAST = RenderSettings(num_inference_steps=2, scheduler="dpm++")
@@ -438,15 +437,6 @@ def test_render_gives_the_clean_video_and_side_by_side_as_a_second_file(app_serv
         assert sorted(z.namelist()) == ["frame_00002.png", "frame_00003.png", "frame_00004.png"]
 
 
-def _sound_onset(video: Path) -> tuple[float, float]:
-    """(seconds of sound, when the tone starts) of ``video``'s soundtrack, at 10 ms resolution."""
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(video), "-f", "s16le", "-ac", "1"]
-    cmd += ["-ar", "8000", "-"]
-    pcm = np.frombuffer(subprocess.run(cmd, capture_output=True, check=True).stdout, np.int16)
-    loud = np.flatnonzero(np.abs(pcm.astype(float)).reshape(-1, 80).mean(axis=1) > 1000)
-    return len(pcm) / 8000, (loud[0] * 0.01 if len(loud) else -1.0)
-
-
 def test_the_video_keeps_the_driving_sound_cut_to_the_rendered_frames(app_service, tmp_path):
     # The driving video: 10 fps, 2 s; a tone from 0.5 s to 0.7 s. The poses start at 0.2 s.
     video = red_dancer_video(tmp_path / "song.mp4", frames=20, sound=True)
@@ -456,7 +446,7 @@ def test_the_video_keeps_the_driving_sound_cut_to_the_rendered_frames(app_servic
     out = render_step.render(app_service, session, None, 1, 6, FAST, side_by_side=True)
     assert "keeps the driving video's sound" in out.message
     for path in (out.video, out.side_by_side):
-        seconds, onset = _sound_onset(path)
+        seconds, onset = sound_onset(path)
         assert abs(seconds - 0.6) < 0.05 and abs(onset - 0.2) < 0.03, (path.name, seconds, onset)
     silent = render_step.render(app_service, session, None, 1, 6, FAST, sound=False)
     assert not probe_video(silent.video).has_audio and probe_video(out.video).has_audio

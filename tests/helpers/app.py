@@ -60,6 +60,19 @@ def red_dancer_video(
     return path
 
 
+def sound_onset(video: Path) -> tuple[float, float]:
+    """(seconds of sound, when the tone of ``red_dancer_video`` starts) in ``video``'s soundtrack,
+    to 10 ms."""
+    import imageio_ffmpeg
+
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(video), "-f", "s16le", "-ac", "1"]
+    pcm = np.frombuffer(
+        subprocess.run([*cmd, "-ar", "8000", "-"], capture_output=True, check=True).stdout, np.int16
+    )
+    loud = np.flatnonzero(np.abs(pcm.astype(float)).reshape(-1, 80).mean(axis=1) > 1000)
+    return len(pcm) / 8000, (loud[0] * 0.01 if len(loud) else -1.0)
+
+
 def launch_tiny_app(session_root: Path, canvas=(64, 64), **limits):
     """(demo, service): the real page on a free local port; close with ``demo.close()``.
 
