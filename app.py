@@ -64,6 +64,7 @@ CSS = """
 .status { min-height: 3.4em; padding: var(--spacing-sm) var(--spacing-md);
           border-radius: var(--radius-md); background: var(--background-fill-primary); }
 .status p { margin: 0; }
+@media (max-width: 640px) { .status { min-height: 5em; } }
 #tiny-banner, #setup-status { border: 1px solid var(--color-accent); border-radius: var(--radius-lg);
         padding: var(--spacing-md) var(--spacing-lg); background: var(--background-fill-secondary); }
 .note { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
@@ -372,6 +373,7 @@ def create_demo(service: AppService) -> gr.Blocks:
             with gr.Row():
                 pose_video = gr.Video(
                     label="Poses (before | after aligning)",
+                    show_label=False,
                     height=260,
                     elem_id="pose-video",
                     elem_classes="output-box",

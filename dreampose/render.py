@@ -438,7 +438,7 @@ def grid_mosaic(rows: list[list[np.ndarray]], image_scales, pose_scales) -> tupl
     import cv2
 
     h, w = rows[0][0].shape[:2]
-    font, scale = cv2.FONT_HERSHEY_SIMPLEX, float(np.clip(w / 260, 0.45, 1.4))
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, float(np.clip(w / 200, 0.55, 1.6))
     thickness = 1 if scale < 0.9 else 2
     texts_i = [f"sI {v:g}" for v in image_scales]
     texts_p = [f"sP {v:g}" for v in pose_scales]

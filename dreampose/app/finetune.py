@@ -130,12 +130,12 @@ def _train(app, pipe, photo_paths, poses, output, settings, progress, cancel):
     def report(p) -> None:
         done = p.step + (unet_total if p.stage == "vae" else 0)
         stage = "UNet" if p.stage == "unet" else "VAE decoder"
-        line = f"Finetuning the {stage}: step {p.step} of {p.total}, loss {p.loss:.4f}"
+        line = f"Finetuning the {stage}: step {p.step} of {p.total}, loss {p.loss:.3f}"
         left = etas[p.stage].seconds_left(p.step, p.total)
         if left is not None:
-            line += f", about {duration(left)} left" + (
-                f" for the UNet, then {vae_total} VAE steps" if p.stage == "unet" and vae_total else ""
-            )
+            line += f", about {duration(left)} left"
+        if p.stage == "unet" and vae_total:
+            line += f" (then {vae_total} VAE steps)"
         progress(done, total, line)
 
     extractor = app.models.extractor() if poses is None else None
