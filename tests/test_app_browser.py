@@ -18,7 +18,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from tests.helpers.app import PHOTO, VIDEO, launch_tiny_app, one_torch_thread
+from tests.helpers.app import PHOTO, VIDEO, launch_tiny_app, one_torch_thread, red_dancer_video
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -45,9 +45,9 @@ def _one_torch_thread():
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def app(tmp_path_factory):
     demo, service = launch_tiny_app(tmp_path_factory.mktemp("sessions"), max_pose_frames=POSE_FRAMES)
-    yield demo.local_url
+    yield demo.local_url, service
     demo.close()
     service.sessions.close_all()
 
@@ -64,10 +64,10 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, app_url):
+def page(browser, app):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.set_default_timeout(TIMEOUT_MS)
-    page.goto(app_url)
+    page.goto(app[0])
     page.locator("#extract-btn").wait_for()
     yield page
     page.close()
@@ -230,3 +230,27 @@ def click_grid_cell(page, image, row: int, col: int) -> None:
     left = box["x"] + (box["width"] - natural[0] * scale) / 2
     top = box["y"] + (box["height"] - natural[1] * scale) / 2
     page.mouse.click(left + (x + 32) * scale, top + (y + 32) * scale)
+
+
+def test_an_error_with_markup_shows_in_full(page, app, monkeypatch, tmp_path):
+    """Error text is escaped: a message holding ``<urlopen error ...>`` is shown whole, not cut
+    where the page would read it as HTML. (The detector's failure is simulated; the page is real.)"""
+    from dreampose.app.messages import UserError
+
+    message = (
+        "The pose detector (DensePose) could not be loaded: <urlopen error [Errno 111] Connection refused>. "
+        "Check the internet connection, or start the app with --densepose-weights pointing at a downloaded copy."
+    )
+
+    def unreachable():
+        raise UserError(message)
+
+    monkeypatch.setattr(app[1].models, "extractor", unreachable)
+    page.locator("#photo input[type=file]").set_input_files(PHOTO)
+    page.locator("#driving input[type=file]").set_input_files(str(red_dancer_video(tmp_path / "dance.mp4")))
+    page.locator("#driving video").first.wait_for()
+    page.click("#extract-btn")
+    wait_text(page, "#pose-status", "Error:")
+    assert text_of(page, "#pose-status") == f"Error: {message}"
+    assert message in page.locator(".toast-body").first.inner_text(), "the toast too"
+    assert not disabled(page, "#extract-btn") and disabled(page, "#extract-cancel")
