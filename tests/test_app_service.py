@@ -175,6 +175,13 @@ def test_align_toggle_reuses_the_extracted_poses(app_service, red_video, tmp_pat
     assert len(app_service.models._extractor.batches) == calls, "nothing extracted again"
     assert result.num_frames == len(aligned)
     assert not np.array_equal(aligned.labels, unaligned.labels)
+    # The page sends the same upload again with every click: it is not extracted again either.
+    again = pose_step.extract_poses(app_service, other, None, str(red_video), align=True)
+    assert len(app_service.models._extractor.batches) == calls and "aligned to the photo" in again.message
+    assert np.array_equal(PoseSequence.load(other.poses_path).labels, aligned.labels)
+    # Other options are another extraction.
+    pose_step.extract_poses(app_service, other, None, str(red_video), fps=5, align=True)
+    assert len(app_service.models._extractor.batches) > calls
 
 
 def test_pose_file_upload(app_service, posed, tmp_path):

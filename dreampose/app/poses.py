@@ -9,6 +9,7 @@ smaller than the photo's) is reported instead of silently blown up by the alignm
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from dreampose.app.messages import Eta, UserError, sentence, warning
-from dreampose.app.service import AppService, Progress, no_progress, remember
+from dreampose.app.service import AppService, Progress, no_progress, recall, remember
 from dreampose.app.sessions import Session
 from dreampose.app.uploads import check_upload_size, driving_kind
 from pose_extraction.pose_sequence import PoseFileError, PoseSequence
@@ -71,22 +72,21 @@ def extract_poses(
                 raise ExtractionCancelled
 
         try:
-            if driving:
+            key = _request_key(driving, fps, start, end, max_frames)
+            facts = recall(session)
+            if driving and facts.get("extracted") == key and session.raw_poses_path.is_file():
+                # The same upload with the same options (the page sends the video again when
+                # only "align" changed): place the poses extracted before, extract nothing.
+                raw = PoseSequence.load(session.raw_poses_path)
+                notes += facts.get("extract_notes", [])
+                warnings += facts.get("extract_warnings", [])
+            elif driving:
                 raw = _read_driving(
-                    app,
-                    session,
-                    Path(driving),
-                    fps,
-                    start,
-                    end,
-                    max_frames,
-                    progress,
-                    notes,
-                    warnings,
-                    check_cancel,
-                )
+                    app, session, Path(driving), fps, start, end, max_frames, progress, notes, warnings, check_cancel
+                )  # fmt: skip
                 check_cancel()
                 raw.save(session.raw_poses_path)  # kept even if the steps below fail
+                remember(session, extracted=key, extract_notes=notes, extract_warnings=warnings)
             elif session.raw_poses_path.is_file():
                 raw = PoseSequence.load(session.raw_poses_path)
             else:
@@ -113,6 +113,16 @@ def extract_poses(
         placed.fps,
         " ".join([summary, *notes]),
         warnings,
+    )
+
+
+def _request_key(driving, fps, start, end, max_frames) -> str | None:
+    """What identifies an extraction: the upload (its path, size and time) and the options."""
+    if not driving or not Path(driving).is_file():
+        return None
+    stat = Path(driving).stat()
+    return json.dumps(
+        [str(Path(driving).resolve()), stat.st_size, stat.st_mtime_ns, fps, start, end, max_frames]
     )
 
 

@@ -171,6 +171,7 @@ def render(
     ``sound``: keep the driving video's sound for the rendered frames. Cancelled or failed
     renders return the frames finished so far (``.partial.mp4``).
     """
+    remember(session, next_range=None)  # set again only by a render that finishes
     photo = app.photos(session, photos)[0]
     poses = app.poses(session)
     frames = frame_range(app, poses, first, last)
