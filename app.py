@@ -442,9 +442,11 @@ def create_demo(service: AppService) -> gr.Blocks:
         with gr.Column(elem_classes="step"):
             gr.Markdown("### 4 · Tune and preview")
             with gr.Row():
+                # Up to the pose limit: API clients never see the per-tab maximum set after extraction.
                 frame = gr.Slider(
-                    0, 1, value=0, step=1, label="Frame to preview", elem_id="frame", min_width=200
-                )
+                    0, max(limits.max_pose_frames - 1, 1), value=0, step=1, label="Frame to preview",
+                    elem_id="frame", min_width=200,
+                )  # fmt: skip
                 s_i = gr.Slider(
                     0, 20, value=video.image_guidance_scale, step=0.5, label="Image guidance sI (paper: 8)",
                     elem_id="s-i", min_width=200,

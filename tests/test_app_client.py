@@ -107,6 +107,8 @@ def test_the_whole_flow_on_defaults(app_url):
     image, status = client.predict(api_name="/preview")
     assert _png(image).shape == (64, 64, 3) and Path(image).name.endswith("_seed0_frame0.png")
     assert status == "Frame 0: seed 0, sI 8, sP 3, 5 dpm++ steps, the finetuned subject."
+    last_frame = client.predict(frame=POSE_FRAMES - 1, api_name="/preview")[1]  # any frame of the poses
+    assert last_frame.startswith(f"Frame {POSE_FRAMES - 1}: seed 0")
 
     grid, status = client.predict(api_name="/guidance_grid")
     assert _png(grid).shape[0] > 3 * 64 and _png(grid).shape[1] > 3 * 64  # 3 x 3 cells plus labels
