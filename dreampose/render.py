@@ -97,6 +97,27 @@ class RenderResult:
     frames: list[np.ndarray] = field(default_factory=list)  # RGB uint8 (H, W, 3)
     frame_indices: list[int] = field(default_factory=list)
     cancelled: bool = False
+    sound: bool = False  # the video carries the driving video's sound
+    sound_note: str = ""  # why it does not, when a soundtrack was given
+
+
+@dataclass(frozen=True)
+class Soundtrack:
+    """The driving video whose sound goes with the poses: pose frame ``i`` shows its instant
+    ``start + i / poses.fps`` (``start``: where the poses begin in it, in seconds)."""
+
+    video: Path
+    start: float = 0.0
+
+
+def steps_per_frame(pipe, settings: RenderSettings) -> int:
+    """Denoising steps one frame really takes: PNDM, for one, runs one more than asked."""
+    make = getattr(pipe, "make_scheduler", None)
+    if make is None:
+        return settings.num_inference_steps
+    scheduler = make(settings.scheduler)
+    scheduler.set_timesteps(settings.num_inference_steps)
+    return len(scheduler.timesteps)
 
 
 # --------------------------------------------------------------------------- frames
@@ -122,15 +143,16 @@ def render_frames(
     from dreampose.speed import auto_frame_batch
 
     selected = list(range(len(poses))) if frames is None else list(frames)
-    total_steps = len(selected) * settings.num_inference_steps
+    per_frame = steps_per_frame(pipe, settings)
+    total_steps = len(selected) * per_frame
     result = RenderResult()
 
     def step_callback(_pipe, step, _t, kwargs):
         if cancel is not None and cancel.is_set():
             raise RenderCancelled
         if on_step is not None:
-            done = len(result.frames) * settings.num_inference_steps
-            on_step(done + (step + 1) * len(kwargs["frame_indices"]), total_steps)
+            done = len(result.frames) * per_frame
+            on_step(min(done + (step + 1) * len(kwargs["frame_indices"]), total_steps), total_steps)
         return None
 
     try:
@@ -161,9 +183,21 @@ def render_frames(
     return result
 
 
-def preview_frame(pipe, image, poses: PoseSequence, frame: int, settings: RenderSettings = FAST_PREVIEW):
-    """One frame as an RGB uint8 array (the fast preset by default)."""
-    result = render_frames(pipe, image, poses, replace(settings, frame_batch_size=1), frames=[frame])
+def preview_frame(
+    pipe,
+    image,
+    poses: PoseSequence,
+    frame: int,
+    settings: RenderSettings = FAST_PREVIEW,
+    on_step: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+):
+    """One frame as an RGB uint8 array (the fast preset by default). Raises ``RenderCancelled``
+    when ``cancel`` is set before it finished."""
+    single = replace(settings, frame_batch_size=1)
+    result = render_frames(pipe, image, poses, single, frames=[frame], on_step=on_step, cancel=cancel)
+    if result.cancelled:
+        raise RenderCancelled
     return result.frames[0]
 
 
@@ -180,6 +214,7 @@ def render_video(
     on_frame: Callable[[int, np.ndarray], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
+    sound: Soundtrack | None = None,
 ) -> tuple[Path, RenderResult]:
     """Render to an H.264 mp4 with one video frame per pose frame, at the poses' fps.
 
@@ -187,7 +222,8 @@ def render_video(
     written as PNGs to ``frames_dir`` when given. If the render is cancelled or fails after
     some frames, those frames are written to ``<output>.partial.mp4`` (and the error
     re-raised); if the video itself cannot be written, the frames are saved as PNGs and
-    the error says where. No finished frame is lost.
+    the error says where. No finished frame is lost. With ``sound``, the video (complete or
+    cancelled) gets the driving video's sound for the frames it shows (:func:`add_sound`).
     """
     output = writable_file(output, suffixes=(".mp4",))
     fps = fps or poses.fps
@@ -210,9 +246,44 @@ def render_video(
     if result.cancelled:
         if kept.frames:
             _write_or_rescue(kept, partial_path(output), fps, frames_dir)
+            add_sound(partial_path(output), result, sound, poses.fps, fps)
         return partial_path(output), result
     _write_or_rescue(result, output, fps, frames_dir)
+    add_sound(output, result, sound, poses.fps, fps)
     return output, result
+
+
+def add_sound(
+    video: Path, result: RenderResult, sound: Soundtrack | None, pose_fps: float, fps: float
+) -> None:
+    """Give ``video`` the part of the soundtrack its frames show; say why not in ``result.sound_note``.
+
+    The sound stays in sync only when the video plays at the poses' own rate and its frames
+    are consecutive pose frames; otherwise the video stays silent. A failure to add the
+    sound never costs the video: it is kept silent, and the note says why.
+    """
+    import logging
+
+    from pose_extraction.video_writer import add_audio
+
+    if sound is None or not result.frame_indices:
+        return
+    first = result.frame_indices[0]
+    if result.frame_indices != list(range(first, first + len(result.frame_indices))):
+        result.sound_note = "the frames are not consecutive, so no sound could follow them"
+        return
+    if abs(fps - pose_fps) > 1e-6:
+        result.sound_note = f"the video plays at {fps:g} fps, not at the poses' {pose_fps:g} fps, so the sound would not match"
+        return
+    try:
+        result.sound = add_audio(
+            video, sound.video, sound.start + first / pose_fps, len(result.frame_indices) / pose_fps
+        )
+        if not result.sound:
+            result.sound_note = f"{Path(sound.video).name} has no sound"
+    except (OSError, ValueError) as e:
+        logging.getLogger(__name__).warning("no sound: %s", e)
+        result.sound_note = f"the sound of {Path(sound.video).name} could not be added ({e})"
 
 
 def partial_path(output: Path) -> Path:
@@ -271,6 +342,44 @@ def save_pngs(frames_dir, indices, frames) -> None:
 
 
 # --------------------------------------------------------------------------- guidance grid
+@dataclass(frozen=True)
+class GridLayout:
+    """Where the cells of a guidance-grid mosaic are: a header row of sP labels on top, a
+    column of sI labels on the left, then ``rows`` x ``cols`` cells ``gap`` pixels apart."""
+
+    rows: int
+    cols: int
+    cell_height: int
+    cell_width: int
+    top: int  # height of the sP header
+    left: int  # width of the sI label column
+    gap: int = 4
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the mosaic."""
+        return (
+            self.top + self.rows * (self.cell_height + self.gap),
+            self.left + self.cols * (self.cell_width + self.gap),
+        )
+
+    def origin(self, i: int, j: int) -> tuple[int, int]:
+        """(y, x) of the top-left pixel of cell (row ``i``, column ``j``)."""
+        return self.top + self.gap + i * (self.cell_height + self.gap), self.left + self.gap + j * (
+            self.cell_width + self.gap
+        )
+
+    def cell_at(self, x: float, y: float) -> tuple[int, int] | None:
+        """(row, column) of the cell under pixel (x, y), or None for labels and gaps."""
+        i = int((y - self.top - self.gap) // (self.cell_height + self.gap))
+        j = int((x - self.left - self.gap) // (self.cell_width + self.gap))
+        if not (0 <= i < self.rows and 0 <= j < self.cols):
+            return None
+        y0, x0 = self.origin(i, j)
+        inside = y0 <= y < y0 + self.cell_height and x0 <= x < x0 + self.cell_width
+        return (i, j) if inside else None
+
+
 @dataclass
 class GuidanceGrid:
     """One frame rendered for every (sI, sP) pair: ``frames[i][j]`` has
@@ -280,6 +389,12 @@ class GuidanceGrid:
     frames: list[list[np.ndarray]]
     image_scales: list[float]
     pose_scales: list[float]
+    layout: GridLayout | None = None
+
+    def scales_at(self, x: float, y: float) -> tuple[float, float] | None:
+        """(sI, sP) of the cell under pixel (x, y) of ``image``, or None off the cells."""
+        cell = self.layout.cell_at(x, y) if self.layout is not None else None
+        return None if cell is None else (self.image_scales[cell[0]], self.pose_scales[cell[1]])
 
 
 def parse_scales(text: str, what: str) -> list[float]:
@@ -311,16 +426,17 @@ def guidance_grid(
     """
     if not image_scales or not pose_scales:
         raise ValueError("the guidance grid needs at least one image and one pose guidance value")
-    cells = len(image_scales) * len(pose_scales)
+    per_cell = steps_per_frame(pipe, settings)
+    total = len(image_scales) * len(pose_scales) * per_cell
     rows: list[list[np.ndarray]] = []
     for i, s_i in enumerate(image_scales):
         row = []
         for j, s_p in enumerate(pose_scales):
-            offset = (i * len(pose_scales) + j) * settings.num_inference_steps
+            offset = (i * len(pose_scales) + j) * per_cell
 
             def cell_step(done, _total, offset=offset):
                 if on_step is not None:
-                    on_step(offset + done, cells * settings.num_inference_steps)
+                    on_step(offset + done, total)
 
             cell = replace(settings, image_guidance_scale=s_i, pose_guidance_scale=s_p, frame_batch_size=1)
             result = render_frames(pipe, image, poses, cell, [frame], on_step=cell_step, cancel=cancel)
@@ -328,25 +444,37 @@ def guidance_grid(
                 raise RenderCancelled
             row.append(result.frames[0])
         rows.append(row)
-    return GuidanceGrid(
-        grid_mosaic(rows, image_scales, pose_scales), rows, list(image_scales), list(pose_scales)
-    )
+    mosaic, layout = grid_mosaic(rows, image_scales, pose_scales)
+    return GuidanceGrid(mosaic, rows, list(image_scales), list(pose_scales), layout)
 
 
-def grid_mosaic(rows: list[list[np.ndarray]], image_scales, pose_scales) -> np.ndarray:
-    """Tile the frames with a label "sI=.. sP=.." in each cell's corner."""
+def grid_mosaic(rows: list[list[np.ndarray]], image_scales, pose_scales) -> tuple[np.ndarray, GridLayout]:
+    """Tile the frames under a header of sP values, beside a column of sI values.
+
+    The labels sit outside the cells, in white on dark grey, sized from the cell so they stay
+    readable from the 64-pixel cells of the tiny model to the paper's 512 x 640.
+    """
     import cv2
 
     h, w = rows[0][0].shape[:2]
-    gap = 4
-    mosaic = np.full((len(rows) * (h + gap) - gap, len(rows[0]) * (w + gap) - gap, 3), 32, np.uint8)
-    scale = max(0.35, w / 400)
-    for i, row in enumerate(rows):
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, float(np.clip(w / 200, 0.55, 1.6))
+    thickness = 1 if scale < 0.9 else 2
+    texts_i = [f"sI {v:g}" for v in image_scales]
+    texts_p = [f"sP {v:g}" for v in pose_scales]
+    (_, text_h), baseline = cv2.getTextSize("sP 0", font, scale, thickness)
+    widest = max(cv2.getTextSize(t, font, scale, thickness)[0][0] for t in texts_i)
+    layout = GridLayout(len(rows), len(rows[0]), h, w, top=text_h + baseline + 10, left=widest + 12, gap=4)
+    mosaic = np.full((*layout.size, 3), 32, np.uint8)
+    white = (255, 255, 255)
+    for j, text in enumerate(texts_p):
+        x0 = layout.origin(0, j)[1]
+        text_w = cv2.getTextSize(text, font, scale, thickness)[0][0]
+        org = (x0 + max(0, (w - text_w) // 2), layout.top - baseline - 3)
+        cv2.putText(mosaic, text, org, font, scale, white, thickness, cv2.LINE_AA)
+    for i, (text, row) in enumerate(zip(texts_i, rows, strict=True)):
+        y0 = layout.origin(i, 0)[0]
+        cv2.putText(mosaic, text, (6, y0 + (h + text_h) // 2), font, scale, white, thickness, cv2.LINE_AA)
         for j, frame in enumerate(row):
-            cell = np.ascontiguousarray(frame).copy()
-            text = f"sI={image_scales[i]:g} sP={pose_scales[j]:g}"
-            org = (3, int(12 * scale / 0.35))
-            cv2.putText(cell, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
-            cv2.putText(cell, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
-            mosaic[i * (h + gap) : i * (h + gap) + h, j * (w + gap) : j * (w + gap) + w] = cell
-    return mosaic
+            y, x = layout.origin(i, j)
+            mosaic[y : y + h, x : x + w] = frame
+    return mosaic, layout

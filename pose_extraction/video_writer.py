@@ -1,4 +1,5 @@
-"""Writing videos that browsers play: H.264, yuv420p, exactly one frame per input frame."""
+"""Writing videos that browsers play: H.264, yuv420p, exactly one frame per input frame, and
+giving them the driving video's sound (AAC), cut to the frames they show."""
 
 from __future__ import annotations
 
@@ -72,3 +73,34 @@ def _even(frame: np.ndarray) -> np.ndarray:
     if h % 2 or w % 2:
         frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
     return frame
+
+
+# ---------------------------------------------------------------------------- sound
+def add_audio(video: str | os.PathLike, source: str | os.PathLike, start: float, duration: float) -> bool:
+    """Give ``video`` the soundtrack of ``source`` from ``start`` for ``duration`` seconds.
+
+    Used so a rendered dance keeps the driving video's music: rendered frame k of a range
+    starting at pose frame ``first`` shows the instant ``t0 + (first + k) / fps`` of the
+    driving video, so the matching sound starts at ``t0 + first / fps`` and lasts as long as
+    the rendered frames. The video stream is copied untouched; the sound is encoded as AAC
+    (what every browser plays in an mp4). The file is replaced only when the new one is
+    complete. Returns False (and leaves ``video`` as it was) when ``source`` has no sound.
+    """
+    import subprocess
+
+    from pose_extraction.video_reader import ffmpeg_exe, probe_video
+
+    video, source = Path(video), Path(source)
+    if not (duration > 0) or start < 0:
+        raise ValueError(f"the sound needs start >= 0 and a positive duration; got {start}, {duration}")
+    if not probe_video(source).has_audio:
+        return False
+    with atomic_file(video) as tmp:
+        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(video)]
+        cmd += ["-ss", f"{start:.6f}", "-t", f"{duration:.6f}", "-i", str(source)]  # exact: audio is decoded
+        cmd += ["-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-b:a", "160k"]
+        cmd += ["-t", f"{duration:.6f}", "-movflags", "+faststart", str(tmp)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=600)
+        if proc.returncode != 0:
+            raise OSError(f"could not add the sound of {source.name}: {proc.stderr.strip()[-300:]}")
+    return True

@@ -41,7 +41,10 @@ def app(tmp_path_factory):
     clients = [Client(demo.local_url, verbose=False) for _ in REQUESTS]
     for client in clients:  # poses for every session (one after another: not what is tested)
         client.predict(
-            handle_file(PHOTO), [], handle_file(VIDEO), 0, 0, 0, 6, True, api_name="/extract_poses"
+            photo=handle_file(PHOTO),
+            driving_video=handle_file(VIDEO),
+            max_frames=6,
+            api_name="/extract_poses",
         )
     yield service, clients
     demo.close()
@@ -51,7 +54,14 @@ def app(tmp_path_factory):
 def _preview(client: Client, request) -> np.ndarray:
     frame, s_i, s_p, sampler, seed = request
     image, _ = client.predict(
-        handle_file(PHOTO), [], frame, s_i, s_p, STEPS, sampler, seed, api_name="/preview"
+        frame=frame,
+        s_i=s_i,
+        s_p=s_p,
+        steps=STEPS,
+        sampler=sampler,
+        seed=seed,
+        fast=False,
+        api_name="/preview",
     )
     return np.asarray(Image.open(image).convert("RGB"))
 

@@ -131,18 +131,20 @@ def test_subject_pose_without_a_body_is_a_clear_error(files, tmp_path, capsys):
 
 
 def test_guidance_grid_is_one_labelled_png_of_every_pair(files):
+    from dreampose.render import grid_mosaic
+
     out = files / "grid.png"
     argv = ["preview", *common(files), "--frame", "2", "--guidance-grid", "0,8:1,3,5", "--output", str(out)]
     assert main(argv) == 0
     grid = np.asarray(Image.open(out))
-    gap = 4
-    assert grid.shape == (2 * SIZE + gap, 3 * SIZE + 2 * gap, 3)  # rows sI, columns sP
+    blank = np.zeros((SIZE, SIZE, 3), np.uint8)
+    _, layout = grid_mosaic([[blank] * 3] * 2, [0, 8], [1, 3, 5])  # rows sI, columns sP
+    assert grid.shape == (*layout.size, 3)
     single = files / "single.png"
     argv = ["preview", *common(files), "--frame", "2", "--image-guidance", "8", "--pose-guidance", "5"]
     assert main([*argv, "--output", str(single)]) == 0
-    cell = grid[SIZE + gap :, 2 * (SIZE + gap) :]
-    below_label = slice(SIZE // 2, SIZE)  # the label covers the cell's top-left corner
-    np.testing.assert_array_equal(cell[below_label], np.asarray(Image.open(single))[below_label])
+    y, x = layout.origin(1, 2)  # sI 8, sP 5
+    np.testing.assert_array_equal(grid[y : y + SIZE, x : x + SIZE], np.asarray(Image.open(single)))
 
 
 def test_grid_values_are_checked(files, capsys):

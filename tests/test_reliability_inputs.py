@@ -258,7 +258,10 @@ def test_the_app_refuses_forged_pose_files_and_absurd_settings(tmp_path):
 
         def extract(driving: Path):
             return client.predict(
-                handle_file(PHOTO), [], handle_file(driving), 0, 0, 0, 6, True, api_name="/extract_poses"
+                photo=handle_file(PHOTO),
+                driving_video=handle_file(driving),
+                max_frames=6,
+                api_name="/extract_poses",
             )
 
         PoseSequence.from_uv(np.zeros((3, 2, 32, 32), np.float32)).save(tmp_path / "nobody.npz")
@@ -278,10 +281,8 @@ def test_the_app_refuses_forged_pose_files_and_absurd_settings(tmp_path):
         tune = {"s_i": 8, "s_p": 3, "steps": 2, "sampler": "dpm++", "seed": 0}
         for name, value in (("s_i", 1e30), ("s_p", 1e30), ("seed", 2**70)):
             with pytest.raises(Exception, match="greater than maximum value"):
-                client.predict(
-                    handle_file(PHOTO), [], 0, *{**tune, name: value}.values(), api_name="/preview"
-                )
-        image, _ = client.predict(handle_file(PHOTO), [], 0, *tune.values(), api_name="/preview")
+                client.predict(frame=0, fast=False, **{**tune, name: value}, api_name="/preview")
+        image, _ = client.predict(frame=0, fast=False, **tune, api_name="/preview")
         assert Path(image).is_file()
     finally:
         demo.close()

@@ -30,15 +30,22 @@ from tests.helpers import REPO
 from tests.helpers.app import PHOTO, VIDEO, launch_tiny_app
 
 TTL = 1.0  # seconds of idleness before a session is deleted, in these tests
-RENDER = (0, 3, 8, 3, 25, "dpm++", 0, False)  # frames 0..3, sI, sP, 25 steps, sampler, seed, side by side
+# frames 0..3 at sI 8, sP 3 with 25 dpm++ steps, seed 0, no side-by-side video, no sound
+RENDER = dict(
+    first=0, last=3, s_i=8, s_p=3, steps=25, sampler="dpm++", seed=0, side_by_side=False, keep_sound=False
+)
 
 
 def _extract(client: Client) -> None:
-    client.predict(handle_file(PHOTO), [], handle_file(VIDEO), 0, 0, 0, 6, True, api_name="/extract_poses")
+    client.predict(
+        photo=handle_file(PHOTO), driving_video=handle_file(VIDEO), max_frames=6, api_name="/extract_poses"
+    )
 
 
 def _preview(client: Client, steps: int = 2):
-    return client.predict(handle_file(PHOTO), [], 0, 8, 3, steps, "dpm++", 0, api_name="/preview")
+    return client.predict(
+        frame=0, s_i=8, s_p=3, steps=steps, sampler="dpm++", seed=0, fast=False, api_name="/preview"
+    )
 
 
 def _wait_for(condition, timeout: float, what: str) -> None:
@@ -73,14 +80,14 @@ def test_a_render_longer_than_the_idle_timeout_is_never_swept(short_ttl_app):
     session = service.sessions.find(alice.session_hash)
     folder = session.folder
 
-    job = alice.submit(handle_file(PHOTO), [], *RENDER, api_name="/render")
+    job = alice.submit(**RENDER, api_name="/render")
     _wait_for(lambda: "render" in session.jobs, 60, "the render to start")
     time.sleep(2 * TTL)  # by the time her render started, Alice's session is now "idle"
     assert "render" in session.jobs, "the render ended too soon to prove anything"
-    with pytest.raises(Exception, match="no poses yet"):  # Bob's request sweeps the sessions too
+    with pytest.raises(Exception, match="add a photo"):  # Bob's request sweeps the sessions too
         _preview(bob)
-    video, frames_zip, message = job.result(timeout=300)
-    assert "Rendered 4 frames" in message and Path(frames_zip).is_file()
+    _, video, _, frames_zip, message = job.result(timeout=300)
+    assert "Rendered frames 0 to 3 (4 frames" in message and Path(frames_zip).is_file()
 
     # Idleness counts from the end of the render: her next step finds her poses.
     image, used = _preview(alice)
@@ -99,7 +106,7 @@ def test_closing_the_tab_mid_render_ends_the_render_then_deletes_everything(tmp_
         _extract(alice)
         session = service.sessions.find(alice.session_hash)
         folder = session.folder
-        job = alice.submit(handle_file(PHOTO), [], *RENDER, api_name="/render")
+        job = alice.submit(**RENDER, api_name="/render")
         _wait_for(lambda: list(folder.glob("renders/*/frames/*.png")), 120, "the first rendered frame")
         assert "render" in session.jobs and len(list(folder.glob("renders/*/frames/*.png"))) < 4
 
@@ -137,7 +144,9 @@ def test_gradio_cache_is_emptied_after_its_lifetime(tmp_path):
     try:
         client = Client(demo.local_url, verbose=False)
         with pytest.raises(Exception, match="no poses yet"):  # a quick request that uploads a photo
-            client.predict(handle_file(photo), [], 0, 8, 3, 2, "dpm++", 0, api_name="/preview")
+            client.predict(
+                frame=0, steps=2, sampler="dpm++", fast=False, photo=handle_file(photo), api_name="/preview"
+            )
         examples = set().union(*(getattr(b, "keep_in_cache", set()) for b in demo.blocks.values()))
         cached = [Path(f) for f in set().union(*demo.temp_file_sets) - examples]
         assert any(f.name == photo.name for f in cached), cached
@@ -177,7 +186,9 @@ def test_stopping_the_server_deletes_sessions_and_gradio_cache(tmp_path, stop):
         client = Client(url, verbose=False)
         photo = _someones_photo(tmp_path)
         with pytest.raises(Exception, match="no poses yet"):  # a session with the uploaded photo in it
-            client.predict(handle_file(photo), [], 0, 8, 3, 2, "dpm++", 0, api_name="/preview")
+            client.predict(
+                frame=0, steps=2, sampler="dpm++", fast=False, photo=handle_file(photo), api_name="/preview"
+            )
         assert list(temp.glob("dreampose-sessions-*/*/photos/*.png")), "the session kept the photo"
         assert list((temp / "gradio").rglob(photo.name)), "Gradio cached the upload"
         server.send_signal(stop)

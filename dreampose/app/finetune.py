@@ -1,15 +1,20 @@
 """Step 3 of the app (optional): finetune the model on the subject's photos (paper
-section 4.3); later previews and renders of the session use the result."""
+section 4.3); later previews and renders of the session use the result.
+
+The setup (the photos' poses, loading a trainable copy of the model) reports each phase
+and can be cancelled between them; a cancel before the first step leaves nothing behind.
+"""
 
 from __future__ import annotations
 
+import shutil
 import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from dreampose.app.messages import Eta, UserError, duration, sentence
-from dreampose.app.service import SUBJECT_POINTER, AppService, Progress, no_progress
+from dreampose.app.service import SUBJECT_POINTER, AppService, Progress, file_stem, no_progress, recall
 from dreampose.app.sessions import Session
 
 MAX_DOWNLOAD_BYTES = 2 * 2**30  # larger finetuned subjects are not zipped for download
@@ -23,29 +28,39 @@ class FinetuneOutcome:
     message: str
 
 
+class FinetuneCancelled(Exception):
+    """The user cancelled during the setup, before any step."""
+
+
 def finetune(
     app: AppService,
     session: Session,
     photos: list | None,
     lora: bool = False,
-    unet_steps: int = 500,
-    vae_steps: int = 1500,
+    unet_steps: int | None = None,
+    vae_steps: int | None = None,
     progress: Progress = no_progress,
 ) -> FinetuneOutcome:
-    """Finetune the model on the subject photos; the result is used by later steps."""
-    from dreampose.training.finetune import finetune as run_finetune
+    """Finetune the model on the subject photos; the result is used by later steps.
+
+    Steps default to :meth:`AppService.finetune_defaults` (the paper's, within the limit).
+    """
+    from dreampose.app.poses import subject_poses
     from dreampose.training.settings import DEFAULT_LORA_RANK, FinetuneSettings
 
     photo_paths = app.photos(session, photos)
-    unet_steps, vae_steps = int(unet_steps), int(vae_steps)
+    default_unet, default_vae = app.finetune_defaults()
+    unet_steps = default_unet if unet_steps is None else int(unet_steps)
+    vae_steps = default_vae if vae_steps is None else int(vae_steps)
     total = unet_steps + vae_steps
     if total > app.limits.max_finetune_steps:
         raise UserError(
             f"{total} finetuning steps is more than this app allows ({app.limits.max_finetune_steps} "
             "UNet and VAE steps together). Lower the step sliders."
         )
-    if total == 0:
+    if unet_steps < 0 or vae_steps < 0 or total == 0:
         raise UserError("Set at least one finetuning step, or skip finetuning.")
+    app.check_model()
     height, width = app.canvas
     settings = FinetuneSettings(
         unet_steps=unet_steps,
@@ -54,53 +69,93 @@ def finetune(
         width=width,
         lora_rank=DEFAULT_LORA_RANK if lora else 0,
     )
-    output = session.path(f"subject_model_{time.time_ns()}")
-    eta = Eta()
-
-    def report(p) -> None:
-        done = p.step + (unet_steps if p.stage == "vae" else 0)
-        stage = "UNet" if p.stage == "unet" else "VAE decoder"
-        progress(
-            done,
-            total,
-            f"Finetuning {stage}: step {p.step}/{p.total}, loss {p.loss:.4f}, "
-            + eta.text(done, total, "steps"),
-        )
-
-    # Everything that writes into the session stays inside the job: closing the tab waits for
-    # the job to end before the folder is deleted, so nothing is written after the cleanup.
     with session.job("finetune") as cancel:
-        progress(0, total, "Loading the model and preparing the photos")
+
+        def check_cancel() -> None:
+            if cancel.is_set():
+                raise FinetuneCancelled
+
         try:
-            result = run_finetune(
-                app.model, [str(p) for p in photo_paths], output, settings=settings, progress=report,
-                cancel=cancel, device=app.models.device, extractor=app.models.extractor(),
-            )  # fmt: skip
-        except ValueError as e:
-            raise UserError(sentence(e)) from e
+            progress(0, total, "Finding the pose in each photo")
+            poses = subject_poses(app, session, photo_paths, progress, check_cancel)
+            check_cancel()
+            progress(0, total, "Loading a trainable copy of the model (the first step follows)")
+            pipe = _trainable_model(app)
+            check_cancel()
+        except FinetuneCancelled:
+            return FinetuneOutcome(None, None, True, NOTHING_TRAINED)
+        output = session.path(f"subject_model_{time.time_ns()}")
+        started = time.monotonic()
+        result = _train(app, pipe, photo_paths, poses, output, settings, progress, cancel)
+        # Everything that writes into the session stays inside the job: closing the tab waits
+        # for the job to end before the folder is deleted, so nothing is written after cleanup.
         done = sum(result.steps_done.values())
         if result.cancelled and done == 0:
-            return FinetuneOutcome(
-                None, None, True, "Finetuning was cancelled before its first step finished: nothing was trained, "
-                "and previews and renders keep using the model as it was."
-            )  # fmt: skip
+            shutil.rmtree(output, ignore_errors=True)
+            return FinetuneOutcome(None, None, True, NOTHING_TRAINED)
         (session.folder / SUBJECT_POINTER).write_text(output.name)
-        download = zip_model(output)
+        name = f"dreampose_subject_{file_stem(recall(session).get('photo'))}_{'lora' if lora else 'full'}.zip"
+        download = zip_model(output, output.parent / name)
     message = (
-        f"Cancelled after {done} of {total} steps; the partly finetuned subject is kept and used."
+        f"Cancelled after {done} of {total} steps: the partly finetuned subject is kept, and previews and "
+        "renders now use it."
         if result.cancelled
-        else f"Finetuned on {len(photo_paths)} photo(s) in {duration(time.monotonic() - eta.start)}; "
-        "previews and renders now use this subject."
+        else f"Finetuned on {len(photo_paths)} photo(s): {total} steps in {duration(time.monotonic() - started)}. "
+        "Previews and renders now use this subject."
     )
     return FinetuneOutcome(output, download, result.cancelled, message)
 
 
-def zip_model(folder: Path) -> Path | None:
+NOTHING_TRAINED = (
+    "Finetuning was cancelled before its first step finished: nothing was trained, and previews and renders "
+    "keep using the model as it was."
+)
+
+
+def _trainable_model(app: AppService):
+    """A full-precision copy of the base model to train (the shared one stays as it is)."""
+    from dreampose.loading import load_pipeline
+
+    pipe = load_pipeline(app.model, app.models.device, "fp32")
+    pipe.register_to_config(_name_or_path=app.model)  # what a LoRA subject records as its base
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _train(app, pipe, photo_paths, poses, output, settings, progress, cancel):
+    from dreampose.training.finetune import finetune as run_finetune
+
+    unet_total, vae_total = settings.unet_steps, settings.vae_steps
+    total = unet_total + vae_total
+    etas = {"unet": Eta(), "vae": Eta()}
+
+    def report(p) -> None:
+        done = p.step + (unet_total if p.stage == "vae" else 0)
+        stage = "UNet" if p.stage == "unet" else "VAE decoder"
+        line = f"Finetuning the {stage}: step {p.step} of {p.total}, loss {p.loss:.3f}"
+        left = etas[p.stage].seconds_left(p.step, p.total)
+        if left is not None:
+            line += f", about {duration(left)} left"
+        if p.stage == "unet" and vae_total:
+            line += f" (then {vae_total} VAE steps)"
+        progress(done, total, line)
+
+    extractor = app.models.extractor() if poses is None else None
+    try:
+        return run_finetune(
+            pipe, [str(p) for p in photo_paths], output, poses=poses, settings=settings, progress=report,
+            cancel=cancel, device=app.models.device, extractor=extractor,
+        )  # fmt: skip
+    except ValueError as e:
+        raise UserError(sentence(e)) from e
+
+
+def zip_model(folder: Path, target: Path | None = None) -> Path | None:
     """The subject folder as a zip to download (None when it is too large to offer)."""
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     if size > MAX_DOWNLOAD_BYTES:
         return None
-    target = folder.with_suffix(".zip")
+    target = target or folder.with_suffix(".zip")
     with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as z:
         for f in sorted(folder.rglob("*")):
             if f.is_file():

@@ -86,24 +86,33 @@ def duration(seconds: float) -> str:
 
 
 class Eta:
-    """'3 / 10 frames, about 12 s left', from the pace since the first unit finished.
+    """'3 of 10 frames, about 12 s left', from the pace since the first report.
 
     Timing starts at the first report, not at creation: model loading and warm-up before
-    the first step must not inflate the estimate.
+    the first step must not inflate the estimate. Nothing is promised before a second
+    report has measured a pace, and nothing once the work is done.
     """
 
     def __init__(self) -> None:
         self.start = time.monotonic()
         self._first: tuple[float, int] | None = None
 
-    def text(self, done: int, total: int, unit: str) -> str:
-        line = f"{done} / {total} {unit}"
+    def seconds_left(self, done: int, total: int) -> float | None:
         now = time.monotonic()
         if self._first is None:
             self._first = (now, done)
-            return line
+            return None
         t0, done0 = self._first
         if done0 < done < total:
-            left = (now - t0) / (done - done0) * (total - done)
-            line += f", about {duration(left)} left"
-        return line
+            return (now - t0) / (done - done0) * (total - done)
+        return None
+
+    def text(self, done: int, total: int, unit: str) -> str:
+        line = f"{done} of {total} {unit}"
+        left = self.seconds_left(done, total)
+        return line if left is None else f"{line}, about {duration(left)} left"
+
+
+def warning(text: str) -> str:
+    """A line the page shows prominently (bold, with a warning sign)."""
+    return f"**⚠ {text}**"

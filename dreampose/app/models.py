@@ -107,8 +107,14 @@ class ModelCache:
                         self.densepose_weights, self.densepose, self.device, **self.extractor_kwargs
                     )
                 except (OSError, ValueError) as e:
+                    detail = str(e).strip().rstrip(".")
+                    advice = (
+                        ""
+                        if "--densepose-weights" in detail
+                        else " Check the internet connection, or start the app with --densepose-weights "
+                        "pointing at a downloaded copy."
+                    )
                     raise UserError(
-                        f"The pose detector (DensePose) could not be loaded: {e}. Check the internet "
-                        "connection, or start the app with --densepose-weights pointing at a downloaded copy."
+                        f"The pose detector (DensePose) could not be loaded: {detail}.{advice}"
                     ) from e
             return self._extractor

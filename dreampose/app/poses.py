@@ -1,19 +1,34 @@
 """Step 2 of the app: a driving video (or pose file) to poses on the canvas, aligned to the
-subject photo, with previews a person can check before rendering."""
+subject photo, with previews a person can check before rendering.
+
+Every phase reports itself (loading the detector, reading the video, frame k of N) and can
+be cancelled until the new poses are saved. The bundled example's poses ship with the app,
+so the example needs no detector. A body that cannot be a person (a speck, a sliver, far
+smaller than the photo's) is reported instead of silently blown up by the alignment.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import os
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from dreampose.app.messages import Eta, UserError, sentence
-from dreampose.app.service import AppService, Progress, no_progress
+from dreampose.app.messages import Eta, UserError, sentence, warning
+from dreampose.app.service import AppService, Progress, no_progress, recall, remember
 from dreampose.app.sessions import Session
 from dreampose.app.uploads import check_upload_size, driving_kind
 from pose_extraction.pose_sequence import PoseFileError, PoseSequence
+
+# A person's body on the canvas, before aligning: at least this share of the canvas height,
+# and not thinner than a sliver. Alignment to the photo may scale it up at most this much.
+MIN_BODY_HEIGHT = 0.08
+MIN_BODY_ASPECT = 0.08  # width / height (and height / width)
+MAX_ALIGN_SCALE = 4.0
 
 
 @dataclass
@@ -23,6 +38,7 @@ class ExtractResult:
     num_frames: int
     fps: float
     message: str
+    warnings: list[str] = field(default_factory=list)  # what the page shows prominently
 
 
 class ExtractionCancelled(Exception):
@@ -40,63 +56,117 @@ def extract_poses(
     max_frames: int | None = None,
     align: bool = True,
     progress: Progress = no_progress,
-):
+) -> ExtractResult:
     """Driving video / pose file -> poses on the canvas (aligned to the photo), with previews.
 
     Without a new ``driving`` upload the poses extracted before are placed again, so
-    toggling "align" costs nothing.
+    toggling "align" costs nothing. Cancelling keeps the poses extracted before.
     """
     photo_paths = app.photos(session, photos)
     notes: list[str] = []
+    warnings: list[str] = []
     with session.job("poses") as cancel:
-        if driving:
-            raw = _read_driving(app, Path(driving), fps, start, end, max_frames, progress, notes, cancel)
-            raw.save(session.raw_poses_path)  # kept even if the steps below fail
-        elif session.raw_poses_path.is_file():
-            raw = PoseSequence.load(session.raw_poses_path)
-        else:
-            raise UserError("Please add a driving video or a pose file (step 1).")
-        subject = _subject_pose(app, session, photo_paths[0], required=align)
-        preview, placed = _place(app, session, raw, subject, align)
+
+        def check_cancel() -> None:
+            if cancel.is_set():
+                raise ExtractionCancelled
+
+        try:
+            key = _request_key(driving, fps, start, end, max_frames)
+            facts = recall(session)
+            if driving and facts.get("extracted") == key and session.raw_poses_path.is_file():
+                # The same upload with the same options (the page sends the video again when
+                # only "align" changed): place the poses extracted before, extract nothing.
+                raw = PoseSequence.load(session.raw_poses_path)
+                notes += facts.get("extract_notes", [])
+                warnings += facts.get("extract_warnings", [])
+            elif driving:
+                raw = _read_driving(
+                    app, session, Path(driving), fps, start, end, max_frames, progress, notes, warnings, check_cancel
+                )  # fmt: skip
+                check_cancel()
+                raw.save(session.raw_poses_path)  # kept even if the steps below fail
+                remember(session, extracted=key, extract_notes=notes, extract_warnings=warnings)
+            elif session.raw_poses_path.is_file():
+                raw = PoseSequence.load(session.raw_poses_path)
+            else:
+                raise UserError("Please add a driving video or a pose file (step 1).")
+            subject = _subject_pose(app, session, photo_paths[0], align, progress, check_cancel)
+        except ExtractionCancelled:
+            raise UserError(
+                "Pose extraction was cancelled; the poses you had before (if any) are kept."
+            ) from None
+        progress(0, 1, "Placing the poses on the canvas")
+        preview, placed, aligned = _place(app, session, raw, subject, align, warnings)
     summary = f"{len(placed)} pose frames at {placed.fps:g} fps" + (
-        ", aligned to the photo." if align else "."
+        ", aligned to the photo." if aligned else "."
     )
+    if len(placed) > app.limits.max_render_frames:
+        notes.append(
+            f"One render covers at most {app.limits.max_render_frames} frames: the range is set to the first "
+            f"{app.limits.max_render_frames}; render the rest in parts (step 5 sets the next part for you)."
+        )
     return ExtractResult(
         preview,
         _subject_picture(app, photo_paths[0], subject),
         len(placed),
         placed.fps,
         " ".join([summary, *notes]),
+        warnings,
     )
 
 
-def _read_driving(app, path, fps, start, end, max_frames, progress, notes, cancel) -> PoseSequence:
+def _request_key(driving, fps, start, end, max_frames) -> str | None:
+    """What identifies an extraction: the upload (its path, size and time) and the options."""
+    if not driving or not Path(driving).is_file():
+        return None
+    stat = Path(driving).stat()
+    return json.dumps(
+        [str(Path(driving).resolve()), stat.st_size, stat.st_mtime_ns, fps, start, end, max_frames]
+    )
+
+
+def _read_driving(
+    app, session, path, fps, start, end, max_frames, progress, notes, warnings, check_cancel
+) -> PoseSequence:
+    from dreampose.app.examples import BUNDLED_NOTE, bundled_video_poses
     from dreampose.poses import load_driving_poses
 
     path = check_upload_size(path, app.limits, "driving video or pose file")
     kind = driving_kind(path)
+    cap = app.limits.max_pose_frames
     try:
-        if kind == "video":
-            seq = _extract_video(app, path, fps, start, end, max_frames, progress, notes, cancel)
-        else:  # only the frames this app keeps are unpacked, within its byte budget
-            cap, budget = app.limits.max_pose_frames, app.limits.max_pose_bytes
-            seq = load_driving_poses(path, fps=fps or None, max_frames=cap, max_bytes=budget)
-    except ExtractionCancelled:
-        raise UserError("Pose extraction was cancelled; nothing was changed.") from None
+        if kind != "video":
+            progress(0, 1, "Reading the pose file")
+            # Only the frames this app keeps are unpacked, within its byte budget.
+            seq = load_driving_poses(
+                path, fps=fps or None, max_frames=cap, max_bytes=app.limits.max_pose_bytes
+            )
+            remember(session, video=path.stem, sound=None)
+        elif (bundled := bundled_video_poses(path)) is not None:
+            seq = _at_times(bundled, fps, start, end, int(max_frames) if max_frames else None)
+            notes.append(BUNDLED_NOTE)
+            _keep_sound(session, path, start)
+        else:
+            seq = _extract_video(app, path, fps, start, end, max_frames, progress, notes, check_cancel)
+            _keep_sound(session, path, start)
     except (PoseFileError, ValueError) as e:
         if isinstance(e, UserError):
             raise
         raise UserError(sentence(e)) from e
-    in_file = seq.extra.get("frames_in_file", len(seq))
-    if in_file > app.limits.max_pose_frames:
-        notes.append(
-            f"The pose file has {in_file} frames; this app keeps the first {app.limits.max_pose_frames}."
+    in_file = seq.extra.get("frames_in_file", len(seq))  # a pose file is read up to the limit only
+    if max(in_file, len(seq)) > cap:
+        notes.append(f"The poses have {max(in_file, len(seq))} frames; this app keeps the first {cap}.")
+        seq = seq.select(slice(0, cap))
+    if seq.missing.any():
+        warnings.append(
+            f"Nobody was found in {int(seq.missing.sum())} of {len(seq)} frames; they reuse the pose of the "
+            "nearest frame with a person. Check the pose video."
         )
-        seq = seq.select(slice(0, app.limits.max_pose_frames))
     return seq
 
 
-def _extract_video(app, path, fps, start, end, max_frames, progress, notes, cancel) -> PoseSequence:
+def _extract_video(app, path, fps, start, end, max_frames, progress, notes, check_cancel) -> PoseSequence:
     from pose_extraction.densepose.tiny import TINY_POSES_NOTE, is_tiny_random
     from pose_extraction.extract import extract_poses as extract
     from pose_extraction.video_reader import VideoLimits
@@ -106,11 +176,12 @@ def _extract_video(app, path, fps, start, end, max_frames, progress, notes, canc
     max_frames = min(int(max_frames), cap) if max_frames else cap
     progress(0, 1, "Loading the pose detector (DensePose)")
     extractor = app.models.extractor()
+    check_cancel()
+    progress(0, 1, "Reading the video")
     eta = Eta()
 
     def report(done: int, total: int) -> None:
-        if cancel.is_set():
-            raise ExtractionCancelled
+        check_cancel()
         total = max(total, done)
         progress(done, total, "Finding poses: " + eta.text(done, total, "frames"))
 
@@ -120,34 +191,114 @@ def _extract_video(app, path, fps, start, end, max_frames, progress, notes, canc
     )  # fmt: skip
     if len(seq) == max_frames and max_frames == cap:
         notes.append(f"Only the first {cap} frames were used (this app's limit).")
-    if seq.missing.any():
-        notes.append(f"Nobody was found in {int(seq.missing.sum())} frame(s); they reuse the nearest pose.")
     if is_tiny_random(extractor):
         notes.append(TINY_POSES_NOTE)
     return seq
 
 
-def _subject_pose(app: AppService, session: Session, photo: Path, required: bool) -> PoseSequence | None:
+def _at_times(seq: PoseSequence, fps, start, end, max_frames: int | None) -> PoseSequence:
+    """The frames of a pose sequence shown at ``start + k / fps`` (before ``end``), as the video
+    reader would pick them from the video it was made from."""
+    fps = float(fps or seq.fps)
+    start = float(start or 0.0)
+    length = len(seq) / seq.fps
+    end = min(float(end), length) if end else length
+    if start >= length:
+        raise UserError(f"Start at {start:g} s is after the end of the video ({length:g} s long).")
+    count = max(1, math.ceil((end - start) * fps - 1e-9))
+    count = min(count, max_frames) if max_frames else count
+    picked = [min(len(seq) - 1, int(math.floor((start + k / fps) * seq.fps + 1e-6))) for k in range(count)]
+    out = seq.select(picked)
+    out.fps = fps
+    return out
+
+
+def _keep_sound(session: Session, video: Path, start: float | None) -> None:
+    """Keep the driving video's soundtrack for the render: pose frame k is its instant start + k / fps."""
+    from pose_extraction.video_reader import probe_video
+
+    keep = None
+    if probe_video(video).has_audio:
+        keep = session.path("driving" + video.suffix.lower())
+        shutil.copyfile(video, keep)
+    remember(session, video=video.stem, sound=keep.name if keep else None, sound_start=float(start or 0.0))
+
+
+def _subject_pose(app: AppService, session: Session, photo: Path, required: bool, progress, check_cancel):
     """The photo's own pose, cached per photo; None (or an error if required) without a person."""
+    from dreampose.app.examples import bundled_photo_pose
     from pose_extraction.extract import extract_image_pose
+    from pose_extraction.images import read_image
 
     cached = session.folder / f"subject_pose_{photo.stem}.npz"
     if cached.is_file():
         return PoseSequence.load(cached)
-    try:
-        seq = extract_image_pose(photo, app.models.extractor())
-    except ValueError as e:
-        if required:
-            raise UserError(
-                "No person was found in the subject photo. Use a photo where the whole body is clearly "
-                "visible, or untick 'Align poses to the photo'."
-            ) from e
-        return None
+    seq = bundled_photo_pose(read_image(photo))
+    if seq is None:
+        progress(0, 1, "Loading the pose detector (DensePose)")
+        extractor = app.models.extractor()
+        check_cancel()
+        progress(0, 1, "Finding the pose in the photo")
+        try:
+            seq = extract_image_pose(photo, extractor)
+        except ValueError as e:
+            if required:
+                raise UserError(
+                    "No person was found in the subject photo. Use a photo where the whole body is clearly "
+                    "visible, or untick 'Align poses to the photo'."
+                ) from e
+            return None
     seq.save(cached)
     return seq
 
 
-def _place(app, session, raw, subject, align) -> tuple[Path, PoseSequence]:
+def subject_poses(app: AppService, session: Session, photos: list[Path], progress, check_cancel):
+    """One pose frame per subject photo, in order (for finetuning); None when the photos differ
+    in size (one pose file holds frames of one size: finetuning then finds the poses itself)."""
+    frames = [_subject_pose(app, session, photo, True, progress, check_cancel) for photo in photos]
+    if len({(f.height, f.width) for f in frames}) != 1:
+        return None
+    return PoseSequence(
+        uv=np.concatenate([f.uv for f in frames]),
+        labels=np.concatenate([f.labels for f in frames]),
+        boxes=np.concatenate([f.boxes for f in frames]),
+        scores=np.concatenate([f.scores for f in frames]),
+        missing=np.concatenate([f.missing for f in frames]),
+        fps=frames[0].fps,
+        source_size=frames[0].source_size,
+    )
+
+
+def implausible_body(
+    before: PoseSequence, subject: PoseSequence | None, canvas: tuple[int, int]
+) -> str | None:
+    """Why the driving body on the canvas (before aligning) cannot be a person, or None.
+
+    Aligning scales the whole sequence so its first body has the photo's body height; a
+    speck or a sliver blown up that way gives garbage poses, so it is reported instead.
+    """
+    from pose_extraction.placement import body_box, fit_sequence, reference_box
+
+    x0, y0, x1, y1 = (float(v) for v in reference_box(before))
+    h, w = y1 - y0, x1 - x0
+    height, width = canvas
+    size = f"{w:.0f} x {h:.0f} pixels of the {width} x {height} canvas"
+    if h < MIN_BODY_HEIGHT * height or w < 2:
+        return f"the body found in the driving video is tiny ({size}), not a whole person"
+    if w < MIN_BODY_ASPECT * h or h < MIN_BODY_ASPECT * w:
+        return f"the body found in the driving video is a thin sliver ({size}), not a person's shape"
+    if subject is not None:
+        box = body_box(fit_sequence(subject, height, width).labels[0])
+        if box is not None and (box[3] - box[1]) / h > MAX_ALIGN_SCALE:
+            scale = (box[3] - box[1]) / h
+            return (
+                f"the body found in the driving video ({size}) is far smaller than the person in the photo: "
+                f"aligning would blow it up {scale:.0f} times"
+            )
+    return None
+
+
+def _place(app, session, raw, subject, align, warnings) -> tuple[Path, PoseSequence, bool]:
     from dreampose.poses import place_poses
     from pose_extraction.placement import body_box, fit_sequence
     from pose_extraction.visualize import write_alignment_preview, write_preview
@@ -155,7 +306,15 @@ def _place(app, session, raw, subject, align) -> tuple[Path, PoseSequence]:
     height, width = app.canvas
     before = place_poses(raw, height, width)
     preview = session.path("poses_preview.mp4")
-    if align and subject is not None:
+    problem = implausible_body(before, subject, app.canvas)
+    if problem is not None:
+        warnings.append(
+            sentence(problem)
+            + (" The poses were not aligned to the photo." if align and subject is not None else "")
+            + " Check the pose video; a clip where one dancer fills more of the frame works better."
+        )
+    aligned = align and subject is not None and problem is None
+    if aligned:
         try:
             placed = place_poses(raw, height, width, subject, align=True)
         except ValueError as e:
@@ -166,7 +325,7 @@ def _place(app, session, raw, subject, align) -> tuple[Path, PoseSequence]:
         placed = before
         write_preview(placed, preview)
     placed.save(session.poses_path)
-    return preview, placed
+    return preview, placed, aligned
 
 
 def _subject_picture(app: AppService, photo: Path, subject: PoseSequence | None) -> np.ndarray:
@@ -183,3 +342,8 @@ def _subject_picture(app: AppService, photo: Path, subject: PoseSequence | None)
         pose = render_parts(fit_sequence(subject, height, width).labels[0])
     gap = np.full((height, 4, 3), 40, np.uint8)
     return np.concatenate([picture, gap, pose], axis=1)
+
+
+def warnings_text(result: ExtractResult) -> str:
+    """The result's message with its warnings first, prominent."""
+    return "\n\n".join([*(warning(w) for w in result.warnings), result.message])

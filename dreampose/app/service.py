@@ -10,10 +10,15 @@ Steps, in the order a user takes them (each also works on its own once its input
 2. :func:`dreampose.app.finetune.finetune`: subject photos -> finetuned subject (optional).
 3. :func:`dreampose.app.render.preview` / :func:`~dreampose.app.render.guidance_grid`: one frame.
 4. :func:`dreampose.app.render.render`: the sequence (or a range) -> mp4 + zip of frames.
+
+Without a model, the service can set the official one up in the background
+(:class:`dreampose.setup.ModelSetup`) and switch to it when it is ready: the page is usable
+from the first second and needs no restart.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import replace
@@ -21,13 +26,17 @@ from pathlib import Path
 
 from dreampose import paper
 from dreampose.app.messages import UserError
-from dreampose.app.models import TINY_CANVAS, ModelCache, model_status
+from dreampose.app.models import TINY_CANVAS, ModelCache, ModelStatus, model_status
 from dreampose.app.sessions import Session, SessionStore
 from dreampose.app.uploads import AppLimits, read_photo
 from dreampose.render import FAST_PREVIEW, RenderSettings
 from pose_extraction.pose_sequence import PoseSequence
 
 Progress = Callable[[int, int, str], None]  # (done, total, what is happening)
+
+# The tiny random model renders noise: small step counts keep its every step a few seconds long.
+TINY_VIDEO_STEPS = 10
+TINY_FAST_STEPS = 5
 
 
 def no_progress(done: int, total: int, text: str) -> None:
@@ -40,6 +49,8 @@ class AppService:
     ``extractor`` overrides the DensePose extractor (tests pass a small one);
     ``densepose_weights`` / ``extractor_kwargs`` go to ``load_densepose`` otherwise.
     ``canvas`` is the output (height, width): 640 x 512 for real models, small for the tiny one.
+    ``setup``: when the model is missing, set the official model up with these options in
+    the background (:meth:`setup_status` reports it and switches to the model when ready).
     """
 
     def __init__(
@@ -56,13 +67,26 @@ class AppService:
         canvas: tuple[int, int] | None = None,
         session_root: str | os.PathLike | None = None,
         speed=None,
+        setup=None,
     ) -> None:
-        self.model = model
-        self.status = model_status(model)
         self.limits = limits or AppLimits.from_env()
-        self.is_tiny = self.status.tiny
-        self.canvas = canvas or (TINY_CANVAS if self.is_tiny else (paper.HEIGHT, paper.WIDTH))
         self.sessions = SessionStore(session_root, ttl_s=self.limits.session_ttl_s)
+        self._canvas = canvas
+        self._model_args = (device, dtype, cpu_offload, densepose_weights, extractor, extractor_kwargs, speed)
+        self._use(model, model_status(model))
+        self.setup = None
+        if not self.status.ready and setup is not None:
+            from dreampose.setup import ModelSetup
+
+            self.setup = ModelSetup(setup)
+            self.setup.start()
+
+    def _use(self, model: str, status: ModelStatus) -> None:
+        device, dtype, cpu_offload, densepose_weights, extractor, extractor_kwargs, speed = self._model_args
+        self.model, self.status, self.is_tiny = model, status, status.tiny
+        self.canvas = self._canvas or (TINY_CANVAS if self.is_tiny else (paper.HEIGHT, paper.WIDTH))
+        if extractor is None and hasattr(self, "models"):  # a model switch keeps the loaded DensePose
+            extractor = self.models._extractor
         self.models = ModelCache(
             model,
             device,
@@ -75,6 +99,22 @@ class AppService:
             speed=speed,
         )
 
+    # ------------------------------------------------------------------ model setup
+    @property
+    def setting_up(self) -> bool:
+        """True while the model is missing and being set up (or its setup failed)."""
+        return self.setup is not None and not self.status.ready
+
+    def setup_status(self):
+        """The background setup's :class:`~dreampose.setup.SetupStatus` (None without one); once
+        it is ready, the service switches to the new model (no restart)."""
+        if self.setup is None:
+            return None
+        status = self.setup.status()
+        if status.state == "ready" and not self.status.ready:
+            self._use(str(status.model), model_status(str(status.model)))
+        return status
+
     # ------------------------------------------------------------------ sessions
     def session(self, session_id: str | None) -> Session:
         """The caller's session (a new one for None or an unknown/expired id)."""
@@ -86,7 +126,7 @@ class AppService:
 
     def cancel(self, session_id: str | None, kind: str | None = None) -> bool:
         """Ask the session's running ``kind`` of step (or all) to stop after the current step."""
-        session = self.sessions._sessions.get(session_id or "")
+        session = self.sessions.find(session_id)
         return session.cancel(kind) if session is not None else False
 
     def warm_up(self) -> float:
@@ -98,25 +138,67 @@ class AppService:
         return warm_up(pipe, *self.canvas, auto_frame_batch(pipe, *self.canvas))
 
     def close(self) -> None:
-        """Server shutdown: end every session and delete its folder."""
+        """Server shutdown: stop the setup, end every session and delete its folder."""
+        if self.setup is not None:
+            self.setup.cancel()
         self.sessions.close_all()
 
-    # ------------------------------------------------------------------ models and inputs
-    def default_settings(self, fast: bool = False) -> RenderSettings:
-        base = FAST_PREVIEW if fast else RenderSettings()
+    # ------------------------------------------------------------------ defaults the page shows
+    def video_settings(self) -> RenderSettings:
+        """What a video is rendered with unless changed: the paper's sampler and steps (fewer
+        for the tiny test model, whose frames are noise anyway)."""
+        base = (
+            replace(RenderSettings(), num_inference_steps=TINY_VIDEO_STEPS)
+            if self.is_tiny
+            else RenderSettings()
+        )
         return replace(base, height=self.canvas[0], width=self.canvas[1])
 
+    def fast_settings(self) -> RenderSettings:
+        """The fast preview preset: 25 DPM-Solver++ steps (5 on the tiny model)."""
+        base = replace(FAST_PREVIEW, num_inference_steps=TINY_FAST_STEPS) if self.is_tiny else FAST_PREVIEW
+        return replace(base, height=self.canvas[0], width=self.canvas[1])
+
+    def default_settings(self, fast: bool = False) -> RenderSettings:
+        return self.fast_settings() if fast else self.video_settings()
+
+    def finetune_defaults(self) -> tuple[int, int]:
+        """UNet and VAE steps that run as they stand: the paper's 500 + 1500, scaled down in
+        proportion when this server allows fewer steps in all."""
+        unet, vae, limit = paper.FINETUNE_UNET_STEPS, paper.FINETUNE_VAE_STEPS, self.limits.max_finetune_steps
+        if unet + vae <= limit:
+            return unet, vae
+        unet = max(1, round(limit * unet / (unet + vae))) if limit > 1 else limit
+        return unet, limit - unet
+
+    def render_range(self, num_frames: int, first: int = 0) -> tuple[int, int]:
+        """The frames one render covers from ``first``: to the end, or as many as allowed."""
+        return first, min(num_frames, first + self.limits.max_render_frames) - 1
+
+    # ------------------------------------------------------------------ models and inputs
     def pipeline(self, session: Session | None = None):
         """The session's finetuned subject when it has one, else the base model."""
-        if not self.status.ready:
-            raise UserError("No DreamPose model is installed; see the instructions at the top of the page.")
+        self.check_model()
         return self.models.pipeline(current_subject(session) if session is not None else None)
+
+    def check_model(self) -> None:
+        """Raise a clear error while the model is missing or still being set up (loads nothing)."""
+        setup = self.setup_status()
+        if not self.status.ready:
+            if setup is not None:
+                raise UserError(
+                    f"The DreamPose model is still being set up ({setup.text().rstrip('…')}). "
+                    "This step works as soon as it is ready; the page shows the progress at the top."
+                )
+            raise UserError("No DreamPose model is installed; see the instructions at the top of the page.")
 
     def photos(self, session: Session, uploads: list | None) -> list[Path]:
         """Check and keep the uploaded subject photos; without uploads, the ones kept before."""
         uploads = [u for u in (uploads or []) if u]
         if uploads:
-            return session.store_photos([read_photo(u, self.limits) for u in uploads])
+            kept = session.store_photos([read_photo(u, self.limits) for u in uploads])
+            remember(session, photo=Path(uploads[0]).stem)
+            return kept
         kept = session.photos()
         if not kept:
             raise UserError("Please add a photo of the person to animate (step 1).")
@@ -146,3 +228,49 @@ def current_subject(session: Session) -> Path | None:
         return None
     folder = session.folder / pointer.read_text().strip()
     return folder if folder.is_dir() else None
+
+
+# ----------------------------------------------------------------------------- what the session remembers
+# On disk, like everything of a session: ZeroGPU runs the steps in a forked worker, so an
+# attribute set there would be lost.
+INPUTS_FILE = "inputs.json"
+
+
+def remember(session: Session, **values) -> None:
+    """Record facts about the session's inputs (upload names, the driving video's sound)."""
+    path = session.path(INPUTS_FILE)
+    facts = recall(session)
+    facts.update(values)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(facts))
+    tmp.replace(path)
+
+
+def file_stem(name: str | None, default: str = "upload") -> str:
+    """A file name made safe for download names: letters, digits, - and _, at most 40."""
+    import re
+
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(name or "").stem).strip("-_")[:40]
+    return stem or default
+
+
+def recall(session: Session) -> dict:
+    try:
+        return json.loads((session.folder / INPUTS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def save_status(session: Session, kind: str, text: str) -> None:
+    """Keep the last result or error of a step, so the page shows it until the step runs again."""
+    path = session.path(f"status/{kind}.txt")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def load_status(session: Session, kind: str) -> str:
+    try:
+        return (session.folder / "status" / f"{kind}.txt").read_text()
+    except OSError:
+        return ""

@@ -17,6 +17,23 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--frames", default=None, help="frame range START:END, END exclusive (default: all)")
     parser.add_argument("--fps", type=float, default=None, help="video fps (default: the pose file's fps)")
     parser.add_argument("--frames-dir", default=None, help="also save every frame as a PNG here")
+    parser.add_argument(
+        "--audio-from",
+        default=None,
+        metavar="VIDEO",
+        help="give the video the sound of VIDEO (the driving video the poses came from), cut to the "
+        "rendered frames and in sync with them",
+    )
+    parser.add_argument(
+        "--audio-start",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="where the poses begin in the --audio-from video: the --start given to extract-poses (default 0)",
+    )
+    parser.add_argument(
+        "--no-audio", action="store_true", help="no sound, even when --audio-from is given (e.g. in a script)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -29,6 +46,7 @@ def run(args) -> int:
     writable_file(args.output, suffixes=(".mp4",))
     if args.frames_dir is not None:
         writable_folder(args.frames_dir)  # before the model loads
+    args.sound = soundtrack(args)
     if parallel.is_distributed():  # started by `accelerate launch` or `torchrun`
         return run_distributed(args, settings, poses, frames)
     return run_single(args, settings, poses, frames)
@@ -48,10 +66,34 @@ def run_single(args, settings, poses, frames) -> int:
 
         path, result = render.render_video(
             pipe, args.image, poses, args.output, settings,
-            frames=frames, fps=args.fps, frames_dir=args.frames_dir, on_step=on_step,
+            frames=frames, fps=args.fps, frames_dir=args.frames_dir, on_step=on_step, sound=args.sound,
         )  # fmt: skip
-    print(f"wrote {path} ({len(result.frames)} frames at {args.fps or poses.fps:g} fps)")
+    print(f"wrote {path} ({len(result.frames)} frames at {args.fps or poses.fps:g} fps{_sound_text(result)})")
     return 0
+
+
+def soundtrack(args):
+    """The ``Soundtrack`` of ``--audio-from``/``--audio-start`` (None with ``--no-audio``), checked
+    before any frame is rendered."""
+    from pathlib import Path
+
+    from dreampose.render import Soundtrack
+    from pose_extraction.video_reader import probe_video
+
+    if args.audio_from is None or args.no_audio:
+        return None
+    if args.audio_start < 0:
+        raise ValueError(f"--audio-start must be 0 or more seconds; got {args.audio_start:g}")
+    info = probe_video(args.audio_from)  # a clear error for a missing or unreadable file
+    if not info.has_audio:
+        raise ValueError(f"--audio-from {args.audio_from}: that video has no sound")
+    return Soundtrack(Path(args.audio_from), args.audio_start)
+
+
+def _sound_text(result) -> str:
+    if result.sound:
+        return ", with sound"
+    return f"; no sound: {result.sound_note}" if result.sound_note else ""
 
 
 def run_distributed(args, settings, poses, frames) -> int:
@@ -82,6 +124,8 @@ def run_distributed(args, settings, poses, frames) -> int:
         write_mp4(stitched.frames, output, args.fps or poses.fps)
         if args.frames_dir is not None:
             render.save_pngs(args.frames_dir, stitched.frame_indices, stitched.frames)
+        sound = render.RenderResult(frame_indices=list(stitched.frame_indices))
+        render.add_sound(output, sound, args.sound, poses.fps, args.fps or poses.fps)
     for rank_failed, error in stitched.errors.items():
         print(f"dreampose render: process {rank_failed} failed: {error}")
     print(f"wrote {output} ({len(stitched.frames)} of {len(frames)} frames)")

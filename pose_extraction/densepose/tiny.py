@@ -29,6 +29,7 @@ from pose_extraction.densepose.model import (
     DensePoseV1ConvXHead,
     InferenceSettings,
     RawDetections,
+    raw_detections,
     to_pooler_rois,
 )
 
@@ -65,36 +66,53 @@ class TinyDensePose(nn.Module):
         self, images: Tensor, image_sizes: list[tuple[int, int]], settings: InferenceSettings | None = None
     ) -> list[RawDetections]:
         """images: (N, 3, Hp, Wp) mean-subtracted BGR; returns one person per image."""
+        features, proposals, detections = self.detect(images, image_sizes, settings)
+        heads = self.densepose_outputs(features, [boxes for boxes, _ in detections])
+        return [
+            raw_detections(boxes, scores, head, proposal)
+            for (boxes, scores), head, proposal in zip(detections, heads, proposals, strict=True)
+        ]
+
+    def detect(
+        self, images: Tensor, image_sizes: list[tuple[int, int]], settings: InferenceSettings | None = None
+    ):
+        """As ``DensePoseRCNN.detect``: (features, proposals, detections); exactly one person per
+        image, found by :func:`person`. The features keep each image's silhouette for the head."""
         masks, boxes = zip(
             *(person(images[i, :, :h, :w]) for i, (h, w) in enumerate(image_sizes)), strict=True
         )
-        rois = to_pooler_rois([b[None] for b in boxes])
-        features = self.features(images / 128.0)  # pixels minus the mean span about ±128
-        pooled = roi_align(features, rois, (DP_POOLER_RESOLUTION,) * 2, 0.25, 2, aligned=False)
+        features = {
+            "p2": self.features(images / 128.0),
+            "masks": list(masks),
+        }  # pixels minus the mean: about ±128
+        proposals = [(box[None], torch.zeros(1)) for box in boxes]
+        detections = [(box[None], torch.ones(1)) for box in boxes]
+        return features, proposals, detections
+
+    def densepose_outputs(self, features: dict, boxes_per_image: list[Tensor]) -> list[tuple[Tensor, ...]]:
+        """As ``DensePoseRCNN.densepose_outputs``: (coarse, fine, u, v) per image for its boxes."""
+        return [
+            self._head(features["p2"][i : i + 1], features["masks"][i], boxes)
+            for i, boxes in enumerate(boxes_per_image)
+        ]
+
+    def _head(self, feature_map: Tensor, mask: Tensor, boxes: Tensor) -> tuple[Tensor, ...]:
+        if len(boxes) == 0:
+            return tuple(feature_map.new_zeros((0, c, OUTPUT_SIZE, OUTPUT_SIZE)) for c in (2, 25, 25, 25))
+        rois = to_pooler_rois([boxes])
+        pooled = roi_align(feature_map, rois, (DP_POOLER_RESOLUTION,) * 2, 0.25, 2, aligned=False)
         _, fine, u, v = self.densepose_predictor(self.densepose_head(pooled))
         pattern = F.interpolate(self.pattern, size=fine.shape[-2:], mode="bilinear", align_corners=False)
         fine, u, v = fine + pattern[0], u + pattern[1], v + pattern[2]
         fine[:, 0] = -1e4  # never "background" among the parts: the silhouette decides that
-        silhouettes = torch.cat(
-            [
-                roi_align(m[None, None], torch.cat([torch.zeros(1), box])[None], (OUTPUT_SIZE,) * 2, 1.0, 2)
-                for m, box in zip(masks, boxes, strict=True)
-            ]
-        )  # (N, 1, 112, 112): share of each output cell inside the silhouette
-        coarse = torch.cat([0.5 - silhouettes, silhouettes - 0.5], dim=1) * 20.0
-        return [
-            RawDetections(
-                boxes=boxes[i][None],
-                scores=torch.ones(1),
-                coarse_segm=coarse[i : i + 1],
-                fine_segm=fine[i : i + 1],
-                u=torch.sigmoid(u[i : i + 1]),
-                v=torch.sigmoid(v[i : i + 1]),
-                proposal_boxes=boxes[i][None],
-                proposal_logits=torch.zeros(1),
-            )
-            for i in range(len(image_sizes))
-        ]
+        zeros = torch.zeros(len(boxes), 1, device=boxes.device)
+        silhouettes = roi_align(
+            mask[None, None], torch.cat([zeros, boxes], dim=1), (OUTPUT_SIZE,) * 2, 1.0, 2
+        )
+        coarse = (
+            torch.cat([0.5 - silhouettes, silhouettes - 0.5], dim=1) * 20.0
+        )  # inside the silhouette: body
+        return coarse, fine, torch.sigmoid(u), torch.sigmoid(v)
 
 
 def person(image: Tensor) -> tuple[Tensor, Tensor]:
