@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import cv2
@@ -85,7 +86,10 @@ def extract_poses(
             f"no person was detected in any of the {collected.count} frames of {name}; use a video "
             "where one person is clearly visible (whole body, good light)"
         )
-    return collected.sequence(stream.fps, (stream.height, stream.width))
+    seq = collected.sequence(stream.fps, (stream.height, stream.width))
+    if not stream.info.is_image:  # a render can then keep the video's sound, in sync
+        seq.source_video, seq.source_start = str(Path(input_path).resolve()), float(start or 0.0)
+    return seq
 
 
 def extract_image_pose(image, extractor: Extractor) -> PoseSequence:

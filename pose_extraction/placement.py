@@ -148,4 +148,6 @@ def _replace(seq: PoseSequence, uv: np.ndarray, labels: np.ndarray, boxes: np.nd
         missing=seq.missing,
         fps=seq.fps,
         source_size=seq.source_size,
+        source_video=seq.source_video,
+        source_start=seq.source_start,
     )

@@ -13,7 +13,12 @@ key              dtype, shape        meaning
 ``fps``          float64 ()          frames per second
 ``source_size``  int64 (2,)          height, width of the frames it was made from
 ``format_version`` int64 ()          ``FORMAT_VERSION``
+``source_video`` str ()              optional: the video the poses were extracted from
+``source_start`` float64 ()          optional: the second of that video frame 0 shows
 ===============  ==================  ===============================================
+
+The source video lets a render keep the driving video's sound: frame k is its instant
+``source_start + k / fps``.
 
 Everything in the project reads and writes poses through :class:`PoseSequence`, and
 loading validates every field, naming what is wrong.
@@ -53,6 +58,8 @@ class PoseSequence:
     fps: float = 30.0
     source_size: tuple[int, int] | None = None
     format_version: int = FORMAT_VERSION
+    source_video: str | None = None  # absolute path of the driving video, when made from one
+    source_start: float = 0.0  # seconds into it of frame 0
     extra: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -129,6 +136,8 @@ class PoseSequence:
             missing=self.missing[idx],
             fps=self.fps,
             source_size=self.source_size,
+            source_video=self.source_video,
+            source_start=self.source_start + float(idx[0]) / self.fps if len(idx) else self.source_start,
         )
 
     # ------------------------------------------------------------------ validation
@@ -188,8 +197,14 @@ class PoseSequence:
                 fps=np.float64(self.fps),
                 source_size=np.asarray(self.source_size, dtype=np.int64),
                 format_version=np.int64(self.format_version),
+                **self._source_arrays(),
             )
         return path
+
+    def _source_arrays(self) -> dict:
+        if self.source_video is None:
+            return {}
+        return {"source_video": np.str_(self.source_video), "source_start": np.float64(self.source_start)}
 
     @classmethod
     def load(
@@ -221,6 +236,10 @@ class PoseSequence:
                 fps=_scalar(arrays["fps"], "fps", float),
                 source_size=tuple(arrays["source_size"]) if "source_size" in arrays else None,
                 format_version=_scalar(arrays["format_version"], "format_version", int),
+                source_video=str(arrays["source_video"]) if "source_video" in arrays else None,
+                source_start=_scalar(arrays["source_start"], "source_start", float)
+                if "source_start" in arrays
+                else 0.0,
             )
             seq.check_body()
         except PoseFileError as e:
@@ -245,6 +264,7 @@ NO_BODY = (
 # Labels come first: a file without any body is refused before its (4x larger) UV maps are unpacked.
 REQUIRED_FIELDS = ("labels", "uv", "boxes", "scores", "missing", "fps", "format_version")
 PER_FRAME_FIELDS = ("uv", "labels", "boxes", "scores", "missing")
+OPTIONAL_FIELDS = ("source_size", "source_video", "source_start")
 
 
 def _read_pose_arrays(
@@ -252,7 +272,7 @@ def _read_pose_arrays(
 ) -> tuple[dict[str, np.ndarray], int]:
     """The pose file's arrays, checked from their headers before any is unpacked."""
     members = {info.filename: info for info in archive.infolist()}
-    fields = [*REQUIRED_FIELDS, "source_size"]
+    fields = [*REQUIRED_FIELDS, *OPTIONAL_FIELDS]
     absent = [k for k in REQUIRED_FIELDS if f"{k}.npy" not in members]
     if absent:
         raise PoseFileError(

@@ -58,3 +58,34 @@ def test_no_audio_and_sounds_that_cannot_follow(files, capsys):
     # A driving video without sound is refused before anything is rendered.
     assert render(files, "--output", str(files / "x.mp4"), "--audio-from", str(files / "silent.mp4")) == 2
     assert "that video has no sound" in capsys.readouterr().err and not (files / "x.mp4").exists()
+
+
+def test_the_pose_file_remembers_its_video_so_the_sound_comes_by_default(files, monkeypatch, capsys):
+    """extract-poses records the driving video and its start; render then keeps its sound with
+    no flag (and --no-audio drops it), as a person following the README would expect."""
+    import dreampose.cli.extract_poses as command
+    from tests.helpers.poses import RedBoxExtractor
+
+    monkeypatch.setattr(command, "_load_extractor", lambda args: RedBoxExtractor())
+    poses = files / "from_song.npz"
+    assert main(["extract-poses", str(files / "song.mp4"), "--start", "0.2", "--output", str(poses)]) == 0
+    recorded = PoseSequence.load(poses)
+    assert recorded.source_video == str((files / "song.mp4").resolve()) and recorded.source_start == 0.2
+    out = files / "default_sound.mp4"
+    argv = [
+        "render",
+        "--model",
+        "tiny",
+        "--image",
+        str(files / "photo.png"),
+        "--poses",
+        str(poses),
+        "--steps",
+        "1",
+    ]
+    argv += ["--height", "64", "--width", "64", "--frames", "1:7", "--output", str(out)]
+    assert main(argv) == 0
+    seconds, onset = sound_onset(out)  # frames 1..6 show 0.3 s .. 0.8 s: the tone starts 0.2 s in
+    assert abs(seconds - 0.6) < 0.05 and abs(onset - 0.2) < 0.03, (seconds, onset)
+    assert main([*argv[:-1], str(files / "silent_by_choice.mp4"), "--no-audio"]) == 0
+    assert not probe_video(files / "silent_by_choice.mp4").has_audio

@@ -21,8 +21,8 @@ def add_parser(subparsers) -> None:
         "--audio-from",
         default=None,
         metavar="VIDEO",
-        help="give the video the sound of VIDEO (the driving video the poses came from), cut to the "
-        "rendered frames and in sync with them",
+        help="take the sound from VIDEO (default: the driving video the pose file was extracted from, "
+        "which it records), cut to the rendered frames and in sync with them",
     )
     parser.add_argument(
         "--audio-start",
@@ -32,7 +32,7 @@ def add_parser(subparsers) -> None:
         help="where the poses begin in the --audio-from video: the --start given to extract-poses (default 0)",
     )
     parser.add_argument(
-        "--no-audio", action="store_true", help="no sound, even when --audio-from is given (e.g. in a script)"
+        "--no-audio", action="store_true", help="a silent video (default: the driving video's sound)"
     )
     parser.set_defaults(func=run)
 
@@ -46,7 +46,7 @@ def run(args) -> int:
     writable_file(args.output, suffixes=(".mp4",))
     if args.frames_dir is not None:
         writable_folder(args.frames_dir)  # before the model loads
-    args.sound = soundtrack(args)
+    args.sound = soundtrack(args, poses)
     if parallel.is_distributed():  # started by `accelerate launch` or `torchrun`
         return run_distributed(args, settings, poses, frames)
     return run_single(args, settings, poses, frames)
@@ -72,16 +72,25 @@ def run_single(args, settings, poses, frames) -> int:
     return 0
 
 
-def soundtrack(args):
-    """The ``Soundtrack`` of ``--audio-from``/``--audio-start`` (None with ``--no-audio``), checked
-    before any frame is rendered."""
+def soundtrack(args, poses):
+    """The sound of the video: ``--audio-from``/``--audio-start``, else the driving video the
+    pose file was extracted from (recorded in it); None with ``--no-audio``, for official
+    poses and for videos without sound. Checked before any frame is rendered."""
     from pathlib import Path
 
     from dreampose.render import Soundtrack
     from pose_extraction.video_reader import probe_video
 
-    if args.audio_from is None or args.no_audio:
+    if args.no_audio:
         return None
+    if args.audio_from is None:
+        source = Path(poses.source_video) if poses.source_video else None
+        if source is None:
+            return None
+        if not source.is_file():
+            print(f"no sound: the driving video {source} is gone (give it with --audio-from)")
+            return None
+        return Soundtrack(source, poses.source_start) if probe_video(source).has_audio else None
     if args.audio_start < 0:
         raise ValueError(f"--audio-start must be 0 or more seconds; got {args.audio_start:g}")
     info = probe_video(args.audio_from)  # a clear error for a missing or unreadable file
