@@ -114,11 +114,12 @@ def format_bytes(n: float) -> str:
 
 
 def format_duration(seconds: float) -> str:
+    """``"45 s"``, ``"3 min"``, ``"1 h 20 min"``: how long, for people."""
     if seconds < 90:
         return f"{max(seconds, 1):.0f} s"
     if seconds < 90 * 60:
         return f"{seconds / 60:.0f} min"
-    return f"{seconds // 3600:.0f} h {seconds % 3600 / 60:.0f} min"
+    return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:.0f} min"
 
 
 class RateMeter:

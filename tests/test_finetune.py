@@ -276,3 +276,15 @@ def test_bf16_mixed_precision_learns_and_its_checkpoints_round_trip(tmp_path):
     loaded = DreamPosePipeline.from_pretrained(tmp_path / "bf16")
     for name, tensor in pipe.unet.state_dict().items():
         torch.testing.assert_close(loaded.unet.state_dict()[name], tensor, rtol=0, atol=0)
+
+
+def test_a_cancel_before_the_first_step_writes_nothing(tmp_path, base_dir):
+    import threading
+
+    images, poses = subject(1)
+    cancel = threading.Event()
+    cancel.set()
+    out = tmp_path / "never"
+    result = finetune(base_dir, images, out, poses=poses, settings=FinetuneSettings(**FAST), cancel=cancel)
+    assert result.cancelled and result.steps_done == {"unet": 0, "vae": 0}
+    assert sorted(p.name for p in out.iterdir()) == [], "no model copy and no checkpoint for zero steps"

@@ -12,6 +12,8 @@ import html
 import re
 import time
 
+from dreampose.downloads import format_duration as duration  # one way to say how long
+
 OUT_OF_MEMORY = (
     "The GPU ran out of memory. Lower the number of steps or frames rendered together, "
     "or start the app with --cpu-offload."
@@ -74,15 +76,6 @@ def is_out_of_memory(error: BaseException) -> bool:
     except ImportError:
         pass
     return "out of memory" in str(error).lower()
-
-
-def duration(seconds: float) -> str:
-    """``"45 s"``, ``"3 min"``, ``"1 h 20 min"``."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
 
 
 class Eta:

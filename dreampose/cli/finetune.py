@@ -69,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             extractor=extractor,
         )
+    if result.cancelled and not any(result.steps_done.values()):
+        print("stopped before the first step: nothing was trained or written")
+        return 130
     if result.cancelled:
         print(f"stopped; a checkpoint is in {result.output} (continue with --resume)")
         return 130

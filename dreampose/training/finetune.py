@@ -310,7 +310,8 @@ class _Trainer:
             cancelled = not self._run_stage(stage, total, start)
             if cancelled:
                 break
-        self.save_model()
+        if any(self.steps_done.values()):  # a cancel before the first step trained nothing to save
+            self.save_model()
         if not cancelled:
             remove(self.output / CHECKPOINT_DIR)
         return FinetuneResult(self.output, cancelled, dict(self.steps_done), self.losses)
@@ -322,7 +323,8 @@ class _Trainer:
         try:
             while self.steps_done[stage] < total:
                 if self.cancel.is_set():
-                    self.save_checkpoint()
+                    if any(self.steps_done.values()):
+                        self.save_checkpoint()
                     return False
                 loss = self._step(stage)
                 self.steps_done[stage] += 1
