@@ -351,3 +351,14 @@ def test_cli_evaluate_runs_and_resumes(dataset, tmp_path, capsys, one_thread):
     assert (tmp_path / "cli" / "videos" / "video000" / "side_by_side.mp4").is_file()
     assert main(argv("3")) == 2  # other settings: refused with one clear line
     assert "holds an evaluation made with other settings" in capsys.readouterr().err
+
+
+def test_presets_are_the_paper_the_fast_preset_and_turbo():
+    from dreampose.evaluation.settings import TURBO_INTERVAL, preset
+    from dreampose.render import FAST_PREVIEW
+
+    assert preset("paper") == RenderSettings()
+    assert preset("fast") == FAST_PREVIEW
+    assert preset("turbo").turbo == TURBO_INTERVAL and preset("turbo").num_inference_steps == 100
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset("fastest")

@@ -54,7 +54,7 @@ def add_parser(subparsers) -> None:
 
 
 def evaluation_settings(args: argparse.Namespace):
-    from dreampose.evaluation.protocol import preset
+    from dreampose.evaluation.settings import preset
 
     render = settings_from_args(RenderSettings, args, base=preset(args.preset))
     same_as_render = {name: getattr(render, name) for name in FINETUNE_FROM_RENDER}
