@@ -1,7 +1,7 @@
 """Export to and import from the official DreamPose pose layout.
 
-The official code reads one ``frame_N_densepose.npy`` per frame, N counting from 0: a
-float array of shape (2, H, W) holding DensePose U and V in [0, 1], pasted at the
+The official code reads one ``frame_N_densepose.npy`` per frame, in the order of N (any
+first number; our exports count from 0): a float array of shape (2, H, W) holding DensePose U and V in [0, 1], pasted at the
 person's box in a frame-sized array that is 0 elsewhere. It has no part labels, boxes or
 frame rate, so an import marks every pixel with U or V > 0 as body (label 1) and takes the
 frame rate from the caller.
@@ -74,8 +74,11 @@ def _check_target(directory: Path, overwrite: bool) -> None:
 def import_official(path: str | os.PathLike, fps: float = 30.0) -> PoseSequence:
     """Read an official-layout folder or ``.zip`` into a :class:`PoseSequence`.
 
-    Frames must be numbered 0..N-1 without gaps and share one size; U and V must lie in
-    [0, 1]. Each problem is a ``ValueError`` naming the file.
+    Frames are taken in the order of their numbers, which may start anywhere (the official
+    code takes any ``frame_N_densepose.npy`` sequence) but must not skip one: the official
+    code would fill a missing window neighbour with each frame's own pose, which a pose
+    sequence cannot express. Frames must share one size; U and V must lie in [0, 1]. Each
+    problem is a ``ValueError`` naming the file.
     """
     path = Path(path)
     if not path.exists():
@@ -86,7 +89,7 @@ def import_official(path: str | os.PathLike, fps: float = 30.0) -> PoseSequence:
         }
         frames = _ordered(members, path.name)
         arrays = (_load_array(members[i].read_bytes(), members[i].name) for i in frames)
-        return _to_sequence(arrays, len(frames), fps, path.name)
+        return _to_sequence(arrays, frames, fps, path.name)
     if zipfile.is_zipfile(path):
         return _import_zip(path, fps)
     raise ValueError(f"{path.name} is neither a folder nor a zip of frame_N_densepose.npy files")
@@ -119,17 +122,21 @@ def _import_zip(path: Path, fps: float) -> PoseSequence:
         arrays = (
             _load_array(archive.read(members[i]), PurePosixPath(members[i].filename).name) for i in frames
         )
-        return _to_sequence(arrays, len(frames), fps, path.name)
+        return _to_sequence(arrays, frames, fps, path.name)
 
 
 def _ordered(members: dict, source: str) -> list[int]:
     if not members:
         raise ValueError(f"{source} holds no frame_N_densepose.npy files")
     frames = sorted(members)
-    gaps = sorted(set(range(frames[-1] + 1)) - set(frames))
+    gaps = sorted(set(range(frames[0], frames[-1] + 1)) - set(frames))
     if gaps:
         shown = ", ".join(official_name(i) for i in gaps[:3]) + (" ..." if len(gaps) > 3 else "")
-        raise ValueError(f"{source} is missing {shown}: frames must be numbered 0..N-1 without gaps")
+        raise ValueError(
+            f"{source} is missing {shown}: the frames run from {official_name(frames[0])} to "
+            f"{official_name(frames[-1])} and must not skip a number (copy a neighbouring frame "
+            "into the gap, or import each unbroken run separately)"
+        )
     return frames
 
 
@@ -155,16 +162,17 @@ def _load_array(data: bytes, name: str) -> np.ndarray:
     return array
 
 
-def _to_sequence(arrays: Iterable[np.ndarray], count: int, fps: float, source: str) -> PoseSequence:
+def _to_sequence(arrays: Iterable[np.ndarray], numbers: list[int], fps: float, source: str) -> PoseSequence:
+    """The frames (in the order of their file ``numbers``) as a sequence indexed from 0."""
     uv = labels = None
     for i, array in enumerate(arrays):
         if uv is None:
-            uv = np.empty((count, *array.shape), dtype=np.float16)
-            labels = np.empty((count, *array.shape[1:]), dtype=np.uint8)
+            uv = np.empty((len(numbers), *array.shape), dtype=np.float16)
+            labels = np.empty((len(numbers), *array.shape[1:]), dtype=np.uint8)
         elif array.shape != uv.shape[1:]:
             raise ValueError(
-                f"{official_name(i)} in {source} is {array.shape[1]} x {array.shape[2]}, but frame 0 is "
-                f"{uv.shape[2]} x {uv.shape[3]}: all frames must share one size"
+                f"{official_name(numbers[i])} in {source} is {array.shape[1]} x {array.shape[2]}, but "
+                f"{official_name(numbers[0])} is {uv.shape[2]} x {uv.shape[3]}: all frames must share one size"
             )
         uv[i] = array
         # Body = any non-zero U or V, judged before float16 could round a tiny value to 0.
