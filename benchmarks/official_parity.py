@@ -59,7 +59,7 @@ CLIP_CONFIG = {  # openai/clip-vit-base-patch32's preprocessor_config.json
 
 
 # --------------------------------------------------------------------------- inputs
-def make_inputs(work: Path, pose_precision: str, first: int) -> None:
+def make_inputs(work: Path, pose_precision: str, first: int, canvas_inputs: bool) -> None:
     """Tiny SD and CLIP folders, official-format checkpoints, a key frame and poses."""
     import torch
     from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
@@ -135,17 +135,22 @@ def make_inputs(work: Path, pose_precision: str, first: int) -> None:
         torch.save({f"module.{k}": v.contiguous() for k, v in state.items()}, ckpt / f"{name}.pth")
 
     rng = np.random.default_rng(0)
-    ys, xs = np.mgrid[0:360, 0:270]
-    photo = np.stack([ys * 255 // 360, xs * 255 // 270, (ys + xs) % 256], axis=-1).astype(np.uint8)
-    photo[60:330, 80:190] = rng.integers(0, 256, (270, 110, 3), dtype=np.uint8)
+    photo_h, photo_w = (HEIGHT, WIDTH) if canvas_inputs else (360, 270)
+    pose_h, pose_w = (HEIGHT, WIDTH) if canvas_inputs else (300, 200)
+    ys, xs = np.mgrid[0:photo_h, 0:photo_w]
+    photo = np.stack([ys * 255 // photo_h, xs * 255 // photo_w, (ys + xs) % 256], axis=-1).astype(np.uint8)
+    top, left, body_h, body_w = (80, 150, 480, 210) if canvas_inputs else (60, 80, 270, 110)
+    photo[top : top + body_h, left : left + body_w] = rng.integers(
+        0, 256, (body_h, body_w, 3), dtype=np.uint8
+    )
     Image.fromarray(photo).save(work / "key.png")
 
     poses = work / "poses"
     poses.mkdir()
-    ys, xs = np.mgrid[0:300, 0:200] / np.array([300.0, 200.0])[:, None, None]
+    ys, xs = np.mgrid[0:pose_h, 0:pose_w] / np.array([float(pose_h), float(pose_w)])[:, None, None]
     for number in range(first, first + FRAMES):
         body = ((xs - 0.45 - 0.02 * (number - first)) / 0.2) ** 2 + ((ys - 0.5) / 0.4) ** 2 < 1
-        uv = np.stack([xs, ys]) * 0.8 + 0.1 + rng.normal(0, 0.02, (2, 300, 200))
+        uv = np.stack([xs, ys]) * 0.8 + 0.1 + rng.normal(0, 0.02, (2, pose_h, pose_w))
         uv = np.clip(uv, 0.01, 1.0) * body
         if pose_precision == "float16":
             uv = uv.astype(np.float16)
@@ -391,12 +396,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100, help="PNDM steps (the official demo: 100)")
     parser.add_argument("--pose-precision", choices=("float16", "float64"), default="float16")
     parser.add_argument("--first-frame", type=int, default=3, help="number of the first pose file")
+    parser.add_argument(
+        "--canvas-inputs",
+        action="store_true",
+        help="key frame 512 x 640 and poses 640 x 512, so stretching and letterboxing agree",
+    )
     parser.add_argument("--ours-tree", type=Path, default=None, help="render with this checkout instead")
     parser.add_argument("--role", choices=("inputs", "clip", "official", "ours"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     work = args.work.resolve()
     if args.role == "inputs":
-        return make_inputs(work, args.pose_precision, args.first_frame)
+        return make_inputs(work, args.pose_precision, args.first_frame, args.canvas_inputs)
     if args.role == "clip":
         return clip_reference(work)
     if args.role == "official":
@@ -414,6 +424,7 @@ def main() -> None:
     repo = here.parents[1]
     base = [sys.executable, str(here), "--work", str(work), "--steps", str(args.steps)]
     base += ["--pose-precision", args.pose_precision, "--first-frame", str(args.first_frame)]
+    base += ["--canvas-inputs"] if args.canvas_inputs else []
     base += ["--official", str(args.official.resolve())]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(repo)}
     ours_env = {**env, "PYTHONPATH": str((args.ours_tree or repo).resolve())}
@@ -425,6 +436,7 @@ def main() -> None:
         times[role] = round(time.perf_counter() - start, 1)
     figures = compare(work, args.first_frame)
     setup = {"steps": args.steps, "pose_precision": args.pose_precision, "first_frame": args.first_frame}
+    setup["canvas_inputs"] = args.canvas_inputs
     print(json.dumps({**setup, **figures}, indent=2))
     print("seconds per part:", times)
 

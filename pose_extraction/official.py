@@ -18,6 +18,7 @@ import os
 import re
 import zipfile
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -89,7 +90,9 @@ def import_official(path: str | os.PathLike, fps: float = 30.0) -> PoseSequence:
         }
         frames = _ordered(members, path.name)
         arrays = (_load_array(members[i].read_bytes(), members[i].name) for i in frames)
-        return _to_sequence(arrays, frames, fps, path.name)
+        seq = _to_sequence(arrays, frames, fps, path.name)
+        seq.source = (str(path), tuple(members[i].name for i in frames))
+        return seq
     if zipfile.is_zipfile(path):
         return _import_zip(path, fps)
     raise ValueError(f"{path.name} is neither a folder nor a zip of frame_N_densepose.npy files")
@@ -122,7 +125,9 @@ def _import_zip(path: Path, fps: float) -> PoseSequence:
         arrays = (
             _load_array(archive.read(members[i]), PurePosixPath(members[i].filename).name) for i in frames
         )
-        return _to_sequence(arrays, frames, fps, path.name)
+        seq = _to_sequence(arrays, frames, fps, path.name)
+        seq.source = (str(path), tuple(members[i].filename for i in frames))
+        return seq
 
 
 def _ordered(members: dict, source: str) -> list[int]:
@@ -162,7 +167,42 @@ def _load_array(data: bytes, name: str) -> np.ndarray:
     return array
 
 
-def _to_sequence(arrays: Iterable[np.ndarray], numbers: list[int], fps: float, source: str) -> PoseSequence:
+@dataclass(eq=False)
+class OfficialPoseSequence(PoseSequence):
+    """Poses imported from official files. Like every pose sequence it holds U, V in float16;
+    :meth:`uv_float` reads the files again for their own values (as float32, as the official
+    ``test.py`` does), so official numerics get exactly the official inputs (float16 would
+    round them by up to 2.4e-4). Should the files be gone or changed, it gives the float16 maps.
+    """
+
+    source: tuple[str, tuple[str, ...]] | None = field(default=None, repr=False)  # (folder or zip, names)
+
+    def uv_float(self) -> np.ndarray:
+        exact = _reread(self.source, self.uv.shape) if self.source is not None else None
+        return exact if exact is not None else super().uv_float()
+
+
+def _reread(source: tuple[str, tuple[str, ...]], shape: tuple[int, ...]) -> np.ndarray | None:
+    path, names = Path(source[0]), source[1]
+    uv = np.empty(shape, dtype=np.float32)
+    try:
+        if path.is_dir():
+            for i, name in enumerate(names):
+                uv[i] = np.load(path / name, allow_pickle=False)
+        else:
+            with zipfile.ZipFile(path) as archive:
+                for i, name in enumerate(names):
+                    uv[i] = np.load(io.BytesIO(archive.read(name)), allow_pickle=False)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
+    if not np.isfinite(uv).all() or uv.min() < 0 or uv.max() > 1:  # changed since the import
+        return None
+    return uv
+
+
+def _to_sequence(
+    arrays: Iterable[np.ndarray], numbers: list[int], fps: float, source: str
+) -> OfficialPoseSequence:
     """The frames (in the order of their file ``numbers``) as a sequence indexed from 0."""
     uv = labels = None
     for i, array in enumerate(arrays):
@@ -177,4 +217,4 @@ def _to_sequence(arrays: Iterable[np.ndarray], numbers: list[int], fps: float, s
         uv[i] = array
         # Body = any non-zero U or V, judged before float16 could round a tiny value to 0.
         labels[i] = (array != 0).any(axis=0)
-    return PoseSequence.from_uv(uv, fps=fps, labels=labels)
+    return OfficialPoseSequence.from_uv(uv, fps=fps, labels=labels)
