@@ -156,7 +156,34 @@ def load_pipeline(
     return pipe
 
 
+def model_numerics(model: str) -> str:
+    """The input conventions ("numerics") a model asks for, from its ``model_index.json``
+    without loading weights; a LoRA subject has its base's. "dreampose" for the tiny model
+    and for what cannot be read (loading it then says what is wrong)."""
+    import json
+
+    from dreampose.hub import fetch_subject, hub_model_index
+    from dreampose.model.subject import is_lora_subject, subject_base
+
+    if model == TINY_MODEL:
+        return "dreampose"
+    path = Path(model).expanduser()
+    if not path.exists():
+        path = fetch_subject(model) or path
+    try:
+        if is_lora_subject(path):
+            return model_numerics(subject_base(path))
+        if (path / "model_index.json").is_file():
+            index = json.loads((path / "model_index.json").read_text())
+        else:
+            index = hub_model_index(model) or {}
+    except (OSError, ValueError):
+        return "dreampose"
+    return str(index.get("numerics", "dreampose"))
+
+
 def _load(model: str, dtype: torch.dtype):
+    from dreampose.hub import fetch_subject
     from dreampose.model.subject import apply_subject, is_lora_subject, load_subject, subject_base
 
     if model == TINY_MODEL:
@@ -168,7 +195,11 @@ def _load(model: str, dtype: torch.dtype):
         pipe = _load(subject_base(path), dtype)
         apply_subject(pipe, path)
         return pipe
-    if path.exists() and not (path / "model_index.json").is_file():
+    if not path.exists():  # a hub id: a LoRA subject published there is fetched, then applied
+        subject = fetch_subject(model)
+        if subject is not None:
+            return _load(str(subject), dtype)
+    elif not (path / "model_index.json").is_file():
         raise ValueError(
             f"{path} is not a DreamPose model folder (no model_index.json). Get the official model with "
             "`dreampose download`, or make one with `dreampose convert` or `dreampose finetune`."

@@ -59,7 +59,14 @@ def place_poses(
     width: int,
     subject_pose: PoseSequence | None = None,
     align: bool = True,
+    numerics: str = "dreampose",
 ) -> PoseSequence:
     """Fit ``poses`` onto the height x width canvas; with the subject photo's pose and
-    ``align``, scale and shift them so the first frame's body stands where the subject's does."""
+    ``align``, scale and shift them so the first frame's body stands where the subject's does.
+
+    For a model with official numerics and no subject pose the poses stay as they are: its
+    pipeline stretches them onto the canvas as the official code does.
+    """
+    if numerics == "official" and subject_pose is None:
+        return poses
     return place_on_canvas(poses, height, width, subject=subject_pose, align=align)

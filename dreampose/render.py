@@ -67,6 +67,14 @@ class RenderSettings:
             "help": "draw new initial noise for every frame (default: all frames share it, for consistency)"
         },
     )
+    contrast_stretch: bool = field(
+        default=True,
+        metadata={
+            "flag": "--no-contrast-stretch",
+            "help": "models with official numerics: save frames as decoded, without the official code's "
+            "per-frame min-max contrast stretch (done by default, as the official test.py does)",
+        },
+    )
 
     def __post_init__(self) -> None:
         check_guidance("image_guidance_scale", self.image_guidance_scale)
@@ -172,6 +180,7 @@ def render_frames(
             same_noise_for_all_frames=not settings.noise_per_frame,
             callback_on_step_end=step_callback,
             turbo=settings.turbo,
+            contrast_stretch=settings.contrast_stretch,
         ):
             for index, frame in zip(batch_indices, batch, strict=True):
                 result.frames.append(frame)

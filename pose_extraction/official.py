@@ -20,6 +20,7 @@ import re
 import zipfile
 import zlib
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -76,8 +77,11 @@ def import_official(
 ) -> PoseSequence:
     """Read an official-layout folder or ``.zip`` into a :class:`PoseSequence`.
 
-    Frames must be numbered 0..N-1 without gaps and share one size; U and V must lie in
-    [0, 1], and some frame must show a body. Only the first ``max_frames`` frames are read
+    Frames are taken in the order of their numbers, which may start anywhere (the official
+    code takes any ``frame_N_densepose.npy`` sequence) but must not skip one: the official
+    code would fill a missing window neighbour with each frame's own pose, which a pose
+    sequence cannot express. Frames must share one size; U and V must lie in [0, 1], and
+    some frame must show a body. Only the first ``max_frames`` frames are read
     (``extra["frames_in_file"]`` keeps N), and nothing is unpacked when they would take more
     than ``max_bytes``. Each problem is a ``ValueError`` naming the file.
     """
@@ -95,7 +99,9 @@ def import_official(
             with open(members[i], "rb") as f:
                 return _load_array(f, members[i].name, members[i].stat().st_size, budget)
 
-        return _to_sequence(map(read, frames), len(frames), len(members), fps, path.name)
+        seq = _to_sequence(map(read, frames), frames, len(members), fps, path.name)
+        seq.source = (str(path), tuple(members[i].name for i in frames))
+        return seq
     if zipfile.is_zipfile(path):
         return _import_zip(path, fps, max_frames, max_bytes)
     raise ValueError(f"{path.name} is neither a folder nor a zip of frame_N_densepose.npy files")
@@ -126,7 +132,9 @@ def _import_zip(path: Path, fps: float, max_frames: int | None, max_bytes: int) 
             with archive.open(members[i]) as f:
                 return _load_array(f, name, members[i].file_size, budget)
 
-        return _to_sequence(map(read, frames), len(frames), len(members), fps, path.name)
+        seq = _to_sequence(map(read, frames), frames, len(members), fps, path.name)
+        seq.source = (str(path), tuple(members[i].filename for i in frames))
+        return seq
 
 
 def _selected(members: dict, source: str, max_frames: int | None, size, max_bytes: int) -> list[int]:
@@ -146,10 +154,14 @@ def _ordered(members: dict, source: str) -> list[int]:
     if not members:
         raise ValueError(f"{source} holds no frame_N_densepose.npy files")
     frames = sorted(members)
-    gaps = sorted(set(range(frames[-1] + 1)) - set(frames))
+    gaps = sorted(set(range(frames[0], frames[-1] + 1)) - set(frames))
     if gaps:
         shown = ", ".join(official_name(i) for i in gaps[:3]) + (" ..." if len(gaps) > 3 else "")
-        raise ValueError(f"{source} is missing {shown}: frames must be numbered 0..N-1 without gaps")
+        raise ValueError(
+            f"{source} is missing {shown}: the frames run from {official_name(frames[0])} to "
+            f"{official_name(frames[-1])} and must not skip a number (copy a neighbouring frame "
+            "into the gap, or import each unbroken run separately)"
+        )
     return frames
 
 
@@ -177,24 +189,60 @@ def _load_array(stream, name: str, size: int, budget: Budget) -> np.ndarray:
     return array
 
 
+@dataclass(eq=False)
+class OfficialPoseSequence(PoseSequence):
+    """Poses imported from official files. Like every pose sequence it holds U, V in float16;
+    :meth:`uv_float` reads the files again for their own values (as float32, as the official
+    ``test.py`` does), so official numerics get exactly the official inputs (float16 would
+    round them by up to 2.4e-4). Should the files be gone or changed, it gives the float16 maps.
+    """
+
+    source: tuple[str, tuple[str, ...]] | None = field(default=None, repr=False)  # (folder or zip, names)
+
+    def uv_float(self) -> np.ndarray:
+        exact = _reread(self.source, self.uv.shape) if self.source is not None else None
+        return exact if exact is not None else super().uv_float()
+
+
+def _reread(source: tuple[str, tuple[str, ...]], shape: tuple[int, ...]) -> np.ndarray | None:
+    """The imported files' U, V again, read within the bytes they took at import."""
+    path, names = Path(source[0]), source[1]
+    uv = np.empty(shape, dtype=np.float32)
+    budget = Budget(uv.nbytes * 2, path.name)  # float64 files take twice float32
+    try:
+        if path.is_dir():
+            for i, name in enumerate(names):
+                with open(path / name, "rb") as f:
+                    uv[i] = _load_array(f, name, (path / name).stat().st_size, budget)
+        else:
+            with zipfile.ZipFile(path) as archive:
+                for i, name in enumerate(names):
+                    with archive.open(name) as f:
+                        uv[i] = _load_array(f, name, archive.getinfo(name).file_size, budget)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # gone or changed since the import
+        return None
+    return uv
+
+
 def _to_sequence(
-    arrays: Iterable[np.ndarray], count: int, in_file: int, fps: float, source: str
-) -> PoseSequence:
+    arrays: Iterable[np.ndarray], numbers: list[int], in_file: int, fps: float, source: str
+) -> OfficialPoseSequence:
+    """The frames (in the order of their file ``numbers``) as a sequence indexed from 0."""
     uv = labels = None
     for i, array in enumerate(arrays):
         if uv is None:
-            uv = np.empty((count, *array.shape), dtype=np.float16)
-            labels = np.empty((count, *array.shape[1:]), dtype=np.uint8)
+            uv = np.empty((len(numbers), *array.shape), dtype=np.float16)
+            labels = np.empty((len(numbers), *array.shape[1:]), dtype=np.uint8)
         elif array.shape != uv.shape[1:]:
             raise ValueError(
-                f"{official_name(i)} in {source} is {array.shape[1]} x {array.shape[2]}, but frame 0 is "
-                f"{uv.shape[2]} x {uv.shape[3]}: all frames must share one size"
+                f"{official_name(numbers[i])} in {source} is {array.shape[1]} x {array.shape[2]}, but "
+                f"{official_name(numbers[0])} is {uv.shape[2]} x {uv.shape[3]}: all frames must share one size"
             )
         uv[i] = array
         # Body = any non-zero U or V, judged before float16 could round a tiny value to 0.
         labels[i] = (array != 0).any(axis=0)
     if not labels.any():  # before building and validating a sequence of nothing
         raise ValueError(f"{source}: {NO_BODY}")
-    seq = PoseSequence.from_uv(uv, fps=fps, labels=labels)
+    seq = OfficialPoseSequence.from_uv(uv, fps=fps, labels=labels)
     seq.extra["frames_in_file"] = in_file
     return seq

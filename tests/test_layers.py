@@ -17,7 +17,7 @@ LAYERS = (
     ("pose extraction", ("pose_extraction",)),
     ("model", ("dreampose.model",)),
     ("model setup", ("dreampose.setup",)),
-    ("loading", ("dreampose.loading", "dreampose.speed")),
+    ("loading", ("dreampose.loading", "dreampose.speed", "dreampose.hub")),
     (
         "rendering and training",
         (
@@ -25,7 +25,6 @@ LAYERS = (
             "dreampose.poses",
             "dreampose.parallel",
             "dreampose.training",
-            "dreampose.hub",
             "dreampose.evaluation",
         ),
     ),

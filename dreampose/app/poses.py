@@ -322,8 +322,11 @@ def _place(app, session, raw, subject, align, warnings) -> tuple[Path, PoseSeque
         box = body_box(fit_sequence(subject, height, width).labels[0])
         write_alignment_preview(before, placed, preview, subject_box=box)
     else:
-        placed = before
-        write_preview(placed, preview)
+        write_preview(before, preview)
+        # Official models stretch unaligned poses onto the canvas themselves, as the official code does.
+        placed = (
+            place_poses(raw, height, width, numerics=app.numerics) if app.numerics == "official" else before
+        )
     placed.save(session.poses_path)
     return preview, placed, aligned
 

@@ -99,6 +99,15 @@ class AppService:
             speed=speed,
         )
 
+    @property
+    def numerics(self) -> str:
+        """The model's input conventions (read from its folder once, without loading it)."""
+        if getattr(self, "_numerics_of", None) != self.model:
+            from dreampose.loading import model_numerics
+
+            self._numerics, self._numerics_of = model_numerics(self.model), self.model
+        return self._numerics
+
     # ------------------------------------------------------------------ model setup
     @property
     def setting_up(self) -> bool:

@@ -35,8 +35,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    import json
+
     from dreampose.files import atomic_dir, writable_folder
-    from dreampose.model.convert import convert_official
+    from dreampose.model.convert import CONVERSION_RECORD, conversion_record, convert_official
 
     writable_folder(Path(args.output).parent, min_free_bytes=6 * 2**30)  # about 5 GB of weights
     pipe = convert_official(
@@ -44,5 +46,8 @@ def run(args) -> int:
     )
     with atomic_dir(args.output) as tmp:
         pipe.save_pretrained(tmp, safe_serialization=True)
+        files = {"unet": args.unet, "adapter": args.adapter} | ({"vae": args.vae} if args.vae else {})
+        record = conversion_record(args.base_model, args.image_encoder, files, args.numerics)
+        (tmp / CONVERSION_RECORD).write_text(json.dumps(record, indent=2))
     print(f"wrote {args.output} (numerics: {args.numerics})")
     return 0

@@ -165,6 +165,7 @@ def speed_settings(args: argparse.Namespace):
 
 def render_inputs(args: argparse.Namespace):
     """(settings, poses on the canvas) from the `preview`/`render` options."""
+    from dreampose.loading import model_numerics, resolve_model
     from dreampose.poses import load_driving_poses, place_poses
     from dreampose.render import RenderSettings
     from pose_extraction.pose_sequence import PoseSequence
@@ -172,7 +173,8 @@ def render_inputs(args: argparse.Namespace):
     settings = settings_from_args(RenderSettings, args)
     poses = load_driving_poses(args.poses)
     subject = PoseSequence.load(args.subject_pose) if args.subject_pose else None
-    return settings, place_poses(poses, settings.height, settings.width, subject)
+    numerics = model_numerics(resolve_model(args.model))  # official models place poses their own way
+    return settings, place_poses(poses, settings.height, settings.width, subject, numerics=numerics)
 
 
 def load_model(args: argparse.Namespace, settings=None):

@@ -8,7 +8,10 @@ the CLIP tokens, so the pretrained UNet first sees exactly the CLIP embedding (t
 "no shock" initialisation) and learns to use the VAE tokens during finetuning.
 
 Parameter names and shapes match the official ``adapter_N.pth`` (``vae2clip``, ``linear1``).
-Pooling is adaptive to a fixed grid, so the same weights work at every output size.
+Pooling is adaptive to a fixed grid, so the same weights work at every output size. The
+official adapter pools with a fixed 2 x 2 max-pool instead; ``fixed_pool=True`` does that
+where it fits (official numerics), which matters for the official unconditional image, whose
+latents are transposed (see ``dreampose.model.conditioning``).
 """
 
 from __future__ import annotations
@@ -39,11 +42,27 @@ class ImageAdapter(ModelMixin, ConfigMixin):
             self.linear1.weight.copy_(torch.eye(clip_tokens, clip_tokens + latent_channels))
             self.linear1.bias.zero_()
 
-    def forward(self, clip_tokens: torch.Tensor, vae_latents: torch.Tensor) -> torch.Tensor:
-        """(B, T, D) CLIP tokens and (B, C, h, w) VAE latents -> (B, T, D) embedding."""
-        vae_tokens = self.vae2clip(self.pool(vae_latents).flatten(2))  # (B, C, D)
+    def forward(
+        self, clip_tokens: torch.Tensor, vae_latents: torch.Tensor, fixed_pool: bool = False
+    ) -> torch.Tensor:
+        """(B, T, D) CLIP tokens and (B, C, h, w) VAE latents -> (B, T, D) embedding.
+
+        ``fixed_pool``: pool as the official adapter does (``MaxPool2d(2)``) whenever that
+        gives as many values as the pooled grid, e.g. a 64 x 80 grid (32 x 40 after pooling)
+        for a 40 x 32 adapter; adaptive pooling otherwise (sizes the official code cannot run).
+        On latents exactly twice the grid both poolings are the same.
+        """
+        vae_tokens = self.vae2clip(self.pool_latents(vae_latents, fixed_pool))  # (B, C, D)
         tokens = torch.cat([clip_tokens, vae_tokens.to(clip_tokens.dtype)], dim=1)  # (B, T + C, D)
         return self.linear1(tokens.transpose(1, 2)).transpose(1, 2)  # (B, T, D)
+
+    def pool_latents(self, vae_latents: torch.Tensor, fixed_pool: bool = False) -> torch.Tensor:
+        """(B, C, h, w) latents -> (B, C, cells) max-pooled and flattened row by row."""
+        cells = self.vae2clip.in_features
+        h, w = vae_latents.shape[-2:]
+        if fixed_pool and (h // 2) * (w // 2) == cells:
+            return nn.functional.max_pool2d(vae_latents, 2).flatten(2)
+        return self.pool(vae_latents).flatten(2)
 
 
 def adapter_for(image_encoder, vae, unet, training_size=(paper.HEIGHT, paper.WIDTH)) -> ImageAdapter:

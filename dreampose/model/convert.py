@@ -143,6 +143,32 @@ def convert_official(
     return pipe
 
 
+CONVERSION_RECORD = "conversion.json"  # what `dreampose convert` made a model from (for model cards)
+
+
+def conversion_record(
+    base_model: str,
+    image_encoder: str,
+    checkpoints: dict[str, str | os.PathLike],
+    numerics: str,
+) -> dict:
+    """Where a converted model came from: the checkpoint files (name and SHA-256), the base
+    models and the numerics, saved beside the model as ``CONVERSION_RECORD``."""
+    import time
+
+    from dreampose.downloads import sha256_of
+
+    return {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "numerics": numerics,
+        "checkpoints": {
+            kind: {"file": Path(path).name, "sha256": sha256_of(path)} for kind, path in checkpoints.items()
+        },
+        "base_model": base_model,
+        "image_encoder": image_encoder,
+    }
+
+
 def _modern_attention_name(key: str) -> str:
     parts = key.split(".")
     if len(parts) >= 2 and parts[-2] in _OLD_ATTENTION_NAMES and "attentions" in parts:

@@ -23,7 +23,15 @@ from transformers import CLIPImageProcessor, CLIPVisionModel
 from dreampose import paper
 from dreampose.model.adapter import ImageAdapter, adapter_for  # imported here so save/load round-trips it
 from dreampose.model.checks import check_guidance, check_interval, check_size, check_steps
-from dreampose.model.conditioning import check_numerics, image_embedding, vae_pixels
+from dreampose.model.conditioning import (
+    check_numerics,
+    image_embedding,
+    official_key_frame,
+    official_pose_condition,
+    official_unconditional_image,
+    stretch_contrast,
+    vae_pixels,
+)
 from dreampose.model.guidance import dual_guidance
 from dreampose.model.pose_window import check_pose_array, pose_condition
 from dreampose.model.schedulers import make_scheduler
@@ -148,6 +156,7 @@ class DreamPosePipeline(DiffusionPipeline):
         same_noise_for_all_frames: bool = True,
         callback_on_step_end: StepCallback | None = None,
         turbo: int | None = None,
+        contrast_stretch: bool = True,
     ) -> Iterator[tuple[list[int], np.ndarray]]:
         """Render ``frames`` (default: all) batch by batch, yielding (frame indices, uint8
         frames (B, H, W, 3)), so a caller keeps every finished frame if a later one fails.
@@ -162,6 +171,10 @@ class DreamPosePipeline(DiffusionPipeline):
         {"latents", "frame_indices"})`` runs after every denoising step; raising from it
         stops the render. ``turbo=N`` runs the whole UNet only every N-th step and its
         shallow layers in between (DeepCache, see ``turbo.py``); None is the plain sampler.
+
+        Models with official numerics prepare their inputs as the official code does
+        instead (stretched photo and poses, see ``conditioning``), and ``contrast_stretch``
+        stretches each of their frames to 0..255 as the official code does before saving.
         """
         # 0. Check inputs
         uv = self.check_inputs(
@@ -178,25 +191,36 @@ class DreamPosePipeline(DiffusionPipeline):
         seed = generator.initial_seed() if generator is not None else secrets.randbits(63)
         scheduler = self.make_scheduler(scheduler)
 
+        official = self.numerics == "official"
+
         # 2. Place the subject and the poses on the canvas
-        subject = fit_image(read_image(image), height, width)
-        uv = self.fit_poses(uv, height, width).to(device)
+        if official:
+            subject = official_key_frame(read_image(image), height, width)
+        else:
+            subject = fit_image(read_image(image), height, width)
+            uv = self.fit_poses(uv, height, width).to(device)
 
         # 3. Encode the subject image once: the unconditional (black) and the real one
-        uncond_embeds, cond_embeds = self.encode_image(
-            np.stack([np.zeros_like(subject), subject]), device, dtype
-        ).chunk(2)
-        subject_latents = self.encode_latents(subject, device, dtype) if self.numerics == "official" else None
+        if official:
+            uncond_embeds, cond_embeds, subject_latents = self.encode_official(subject, device, dtype)
+        else:
+            uncond_embeds, cond_embeds = self.encode_image(
+                np.stack([np.zeros_like(subject), subject]), device, dtype
+            ).chunk(2)
+            subject_latents = None
 
         # 4. Sample frame batches
         for start in range(0, len(frames), frame_batch_size):
             batch = frames[start : start + frame_batch_size]
-            pose = pose_condition(uv, batch, latent_size, self.num_pose_frames, self.numerics)
+            if official:
+                pose = official_pose_condition(uv, batch, (height, width), latent_size, self.num_pose_frames)
+            else:
+                pose = pose_condition(uv, batch, latent_size, self.num_pose_frames, self.numerics)
             noise = self.prepare_noise(batch, latent_size, seed, same_noise_for_all_frames)
             latents = self.denoise(
                 scheduler,
                 noise.to(device=device, dtype=dtype),
-                pose.to(dtype),
+                pose.to(device=device, dtype=dtype),
                 uncond_embeds,
                 cond_embeds,
                 image_guidance_scale,
@@ -207,7 +231,8 @@ class DreamPosePipeline(DiffusionPipeline):
                 callback_on_step_end,
                 turbo,
             )
-            yield batch, self.decode_latents(latents)
+            images = self.decode_latents(latents)
+            yield batch, stretch_contrast(images) if official and contrast_stretch else images
         self.maybe_free_model_hooks()  # with CPU offload: move the last model off the GPU
 
     def make_scheduler(self, scheduler: str | SchedulerMixin | None = None) -> SchedulerMixin:
@@ -342,3 +367,18 @@ class DreamPosePipeline(DiffusionPipeline):
         images = self.vae.decode(latents / self.vae.config.scaling_factor).sample
         images = (images.float() / 2 + 0.5).clamp(0, 1)
         return (images.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+    # ------------------------------------------------------------------ official numerics
+    def encode_official(self, subject: np.ndarray, device, dtype) -> tuple[torch.Tensor, ...]:
+        """Official numerics: c_I of the official (transposed) black image and of the
+        stretched subject (H, W, 3), and the subject's latents that sampling starts from.
+
+        CLIP runs in fp32, as in the official code (which runs it on the CPU), whatever
+        dtype the rest of the model has.
+        """
+        if self.image_encoder.dtype != torch.float32:
+            self.image_encoder.to(dtype=torch.float32)
+        height, width = subject.shape[:2]
+        uncond = self.encode_image(official_unconditional_image(height, width), device, dtype)
+        cond = self.encode_image(subject[None], device, dtype)
+        return uncond, cond, self.encode_latents(subject, device, dtype)
