@@ -289,6 +289,11 @@ def create_handlers(service: AppService) -> dict:
 
 
 # ----------------------------------------------------------------------------- the page
+def cancel_button(elem_id: str) -> gr.Button:
+    """A step's Cancel button: enabled only while its step runs."""
+    return gr.Button("Cancel", variant="stop", interactive=False, elem_id=elem_id, scale=1, min_width=90)
+
+
 def cache_lifetime(limits) -> tuple[int, int]:
     """Gradio's ``delete_cache`` (every, age) in seconds: uploads and results that Gradio keeps
     in its own cache are deleted once older than ``limits.cache_ttl_s`` (checked every tenth
@@ -367,14 +372,7 @@ def create_demo(service: AppService) -> gr.Blocks:
                 extract_btn = gr.Button(
                     "Extract poses", variant="primary", elem_id="extract-btn", min_width=120, scale=3
                 )
-                extract_cancel = gr.Button(
-                    "Cancel",
-                    variant="stop",
-                    interactive=False,
-                    elem_id="extract-cancel",
-                    scale=1,
-                    min_width=90,
-                )
+                extract_cancel = cancel_button("extract-cancel")
             pose_status = gr.Markdown(
                 "Add a photo and a driving video (or click the example), then press *Extract poses*.",
                 label="Pose status",
@@ -429,14 +427,7 @@ def create_demo(service: AppService) -> gr.Blocks:
                     scale=3,
                     **needs_model,
                 )
-                finetune_cancel = gr.Button(
-                    "Cancel",
-                    variant="stop",
-                    interactive=False,
-                    elem_id="finetune-cancel",
-                    scale=1,
-                    min_width=90,
-                )
+                finetune_cancel = cancel_button("finetune-cancel")
             finetune_status = gr.Markdown(
                 "Optional: until you finetune, previews and renders use the base model.",
                 label="Finetune status",
@@ -495,14 +486,7 @@ def create_demo(service: AppService) -> gr.Blocks:
                 grid_btn = gr.Button(
                     "Guidance grid", elem_id="grid-btn", min_width=120, scale=2, **needs_model
                 )
-                preview_cancel = gr.Button(
-                    "Cancel",
-                    variant="stop",
-                    interactive=False,
-                    elem_id="preview-cancel",
-                    scale=1,
-                    min_width=90,
-                )
+                preview_cancel = cancel_button("preview-cancel")
             preview_status = gr.Markdown(
                 "A preview shows one frame as the video will look (or quickly, with *Fast preview*).",
                 label="Preview status",
@@ -561,14 +545,7 @@ def create_demo(service: AppService) -> gr.Blocks:
                     scale=3,
                     **needs_model,
                 )
-                render_cancel = gr.Button(
-                    "Cancel",
-                    variant="stop",
-                    interactive=False,
-                    elem_id="render-cancel",
-                    scale=1,
-                    min_width=90,
-                )
+                render_cancel = cancel_button("render-cancel")
             render_status = gr.Markdown(
                 "Each frame appears below as soon as it is finished; *Cancel* keeps the finished ones.",
                 label="Render status",

@@ -25,7 +25,7 @@ from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
 from dreampose.model.adapter import adapter_for
 from dreampose.model.pipeline import DreamPosePipeline
-from dreampose.model.schedulers import make_scheduler
+from dreampose.model.schedulers import SD_SCHEDULER_CONFIG, make_scheduler
 from dreampose.model.unet import widen_conv_in
 
 # Dense bf16/fp16 tensor-core peak of one H200 (SXM), the reference for MFU.
@@ -75,16 +75,6 @@ CLIP_VIT_B32_CONFIG = dict(
     patch_size=32,
     projection_dim=512,
     hidden_act="quick_gelu",
-)
-# Stable Diffusion 1.x's scheduler config (scheduler/scheduler_config.json).
-SD_SCHEDULER_CONFIG = dict(
-    num_train_timesteps=1000,
-    beta_start=0.00085,
-    beta_end=0.012,
-    beta_schedule="scaled_linear",
-    steps_offset=1,
-    skip_prk_steps=True,
-    set_alpha_to_one=False,
 )
 
 

@@ -66,6 +66,8 @@ def make_inputs(work: Path, pose_precision: str, first: int, canvas_inputs: bool
     from PIL import Image
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
+    from dreampose.model.schedulers import SD_SCHEDULER_CONFIG
+
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
         sample_size=(80, 64),
@@ -84,14 +86,7 @@ def make_inputs(work: Path, pose_precision: str, first: int, canvas_inputs: bool
         layers_per_block=1,
         norm_num_groups=8,
     )
-    scheduler = PNDMScheduler(
-        beta_schedule="scaled_linear",
-        beta_start=0.00085,
-        beta_end=0.012,
-        steps_offset=1,
-        set_alpha_to_one=False,
-        skip_prk_steps=True,
-    )
+    scheduler = PNDMScheduler(**SD_SCHEDULER_CONFIG)
     clip = CLIPVisionModel(
         CLIPVisionConfig(
             hidden_size=768,

@@ -8,6 +8,18 @@ strings here, so the CLI can list them without importing diffusers.
 
 from __future__ import annotations
 
+# Stable Diffusion 1.x's noise schedule (its scheduler/scheduler_config.json): what every
+# sampler of a DreamPose model shares, and what the tiny and benchmark models are built with.
+SD_SCHEDULER_CONFIG = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "steps_offset": 1,
+    "skip_prk_steps": True,
+    "set_alpha_to_one": False,
+}
+
 # name -> (diffusers class, config overrides, one-line description for users)
 SAMPLERS = {
     "pndm": ("PNDMScheduler", {"skip_prk_steps": True}, "the paper's sampler; 100 steps"),

@@ -14,6 +14,7 @@ from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
 from dreampose.model.adapter import adapter_for
 from dreampose.model.pipeline import DreamPosePipeline
+from dreampose.model.schedulers import SD_SCHEDULER_CONFIG
 from dreampose.model.unet import widen_conv_in
 
 
@@ -59,15 +60,7 @@ def tiny_stable_diffusion(seed: int = 0) -> dict:
         )
     )
     feature_extractor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    # Stable Diffusion 1.x's noise schedule.
-    scheduler = PNDMScheduler(
-        beta_schedule="scaled_linear",
-        beta_start=0.00085,
-        beta_end=0.012,
-        steps_offset=1,
-        set_alpha_to_one=False,
-        skip_prk_steps=True,
-    )
+    scheduler = PNDMScheduler(**SD_SCHEDULER_CONFIG)
     return {
         "vae": vae,
         "unet": unet,
