@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.synthetic_learning import SIZE, make_video, pretrain_vae, write_dataset
+from benchmarks.synthetic_learning import SIZE, make_video, phase1_settings, pretrain_vae, write_dataset
 from dreampose.model.tiny import tiny_pipeline
-from dreampose.training.settings import TrainSettings
 from dreampose.training.train import train
 
 
@@ -51,19 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     pipe = tiny_pipeline(args.seed)
     pretrain_vae(pipe, np.concatenate([v[0] for v in train_videos]), args.vae_steps, args.seed)
     pipe.save_pretrained(work / "base")
-    settings = TrainSettings(  # as synthetic_learning.py
-        height=SIZE,
-        width=SIZE,
-        batch_size=8,
-        gradient_accumulation_steps=1,
-        learning_rate=1e-3,
-        max_steps=args.train_steps,
-        gradient_checkpointing=False,
-        checkpoint_every=args.train_steps,
-        sample_every=0,
-        num_workers=0,
-        seed=args.seed,
-    )
+    settings = phase1_settings(args.train_steps, args.seed)
     result = train(work / "base", write_dataset(work / "train", train_videos), work / "run", settings)
     write_dataset(work / "test", test_videos)
     print(

@@ -126,6 +126,24 @@ def pretrain_vae(pipe: DreamPosePipeline, frames: np.ndarray, steps: int, seed: 
     return float(loss.detach())
 
 
+def phase1_settings(steps: int, seed: int) -> TrainSettings:
+    """Phase 1 on the tiny figures: large batches and a high learning rate, since the model is
+    tiny and the data simple; one checkpoint at the end, no samples on the way."""
+    return TrainSettings(
+        height=SIZE,
+        width=SIZE,
+        batch_size=8,
+        gradient_accumulation_steps=1,
+        learning_rate=1e-3,
+        max_steps=steps,
+        gradient_checkpointing=False,
+        checkpoint_every=steps,
+        sample_every=0,
+        num_workers=0,
+        seed=seed,
+    )
+
+
 def render(pipe: DreamPosePipeline, subject: np.ndarray, uv: np.ndarray, steps: int, seed: int) -> np.ndarray:
     return pipe(
         subject,
@@ -190,19 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         t = time.monotonic()
         before_training = evaluate(pipe, test_videos, args.sample_steps, args.seed)
         dataset = write_dataset(tmp / "data", train_videos)
-        settings = TrainSettings(
-            height=SIZE,
-            width=SIZE,
-            batch_size=8,
-            gradient_accumulation_steps=1,
-            learning_rate=1e-3,
-            max_steps=args.train_steps,
-            gradient_checkpointing=False,
-            checkpoint_every=args.train_steps,
-            sample_every=0,
-            num_workers=0,
-            seed=args.seed,
-        )
+        settings = phase1_settings(args.train_steps, args.seed)
         result = train(tmp / "base", dataset, tmp / "run", settings)
         timings["phase 1 (train)"] = time.monotonic() - t
         base = DreamPosePipeline.from_pretrained(tmp / "run" / "model")
