@@ -64,6 +64,19 @@ def render_args(files, image: str = "photo.png") -> list[str]:
     ]  # fmt: skip
 
 
+def finetune_args(files) -> list[str]:
+    """``dreampose finetune`` on the tiny model, the photo and its one pose frame."""
+    return [
+        "finetune",
+        "--model",
+        "tiny",
+        "--image",
+        str(files / "photo.png"),
+        "--poses",
+        str(files / "one.npz"),
+    ]
+
+
 def one_error_line(capsys, command: str) -> str:
     """The command's only error line (the last line on stderr), checked to come without a traceback."""
     err = capsys.readouterr().err
@@ -102,15 +115,7 @@ def test_a_seed_past_2_to_the_63(files, tmp_path, capsys):
     big = str(2**70)
     assert main(["preview", *render_args(files), "--output", str(tmp_path / "s.png"), "--seed", big]) == 2
     assert "from 0 to 2**63 - 1" in one_error_line(capsys, "preview")
-    argv = [
-        "finetune",
-        "--model",
-        "tiny",
-        "--image",
-        str(files / "photo.png"),
-        "--poses",
-        str(files / "one.npz"),
-    ]
+    argv = finetune_args(files)
     small = ["--height", str(SIZE), "--width", str(SIZE)]
     assert main([*argv, *small, "--output", str(tmp_path / "ft"), "--seed", big]) == 2
     assert "from 0 to 2**63 - 1" in one_error_line(capsys, "finetune")
@@ -127,15 +132,7 @@ def test_a_pose_file_whose_header_claims_391_gib(files, tmp_path, capsys):
 
 
 def test_finetune_accepts_the_tiny_model(files, tmp_path, capsys):
-    argv = [
-        "finetune",
-        "--model",
-        "tiny",
-        "--image",
-        str(files / "photo.png"),
-        "--poses",
-        str(files / "one.npz"),
-    ]
+    argv = finetune_args(files)
     argv += ["--output", str(tmp_path / "subject"), "--unet-steps", "1", "--vae-steps", "0"]
     assert main([*argv, "--height", str(SIZE), "--width", str(SIZE), "--lora-rank", "4"]) == 0
     assert (tmp_path / "subject").is_dir() and any((tmp_path / "subject").iterdir())
