@@ -289,6 +289,25 @@ def create_handlers(service: AppService) -> dict:
 
 
 # ----------------------------------------------------------------------------- the page
+class PhotoUpload(gr.Image):
+    """The photo input, handed to the service as the very file that was uploaded.
+
+    ``gr.Image`` opens an upload with PIL and converts it to RGB before any handler runs: a
+    damaged photo then fails inside Gradio with its generic "upstream" error, a transparent
+    background turns black and a 16-bit photo clips, all before the one photo loader (EXIF,
+    alpha onto white, 16 bit, size limits) sees the file. The CLI and the app must read the
+    same photo the same way, so the loader gets the file itself.
+    """
+
+    def get_block_name(self) -> str:
+        return "image"  # the browser shows Gradio's own image widget
+
+    def preprocess(self, payload):
+        if payload is None or payload.path is None:  # nothing, or a data: URL
+            return super().preprocess(payload)
+        return payload.path
+
+
 def cancel_button(elem_id: str) -> gr.Button:
     """A step's Cancel button: enabled only while its step runs."""
     return gr.Button("Cancel", variant="stop", interactive=False, elem_id=elem_id, scale=1, min_width=90)
@@ -325,7 +344,7 @@ def create_demo(service: AppService) -> gr.Blocks:
             gr.Markdown("### 1 · Inputs")
             with gr.Row():
                 with gr.Column(min_width=300):
-                    photo = gr.Image(
+                    photo = PhotoUpload(
                         label="Photo of the person", type="filepath", height=300, elem_id="photo"
                     )
                     with gr.Accordion(

@@ -133,6 +133,26 @@ def test_the_whole_flow_on_defaults(app_url):
     assert any(text and text.startswith("Rendering frame") for text in progress), progress
 
 
+def test_photos_reach_the_photo_loader_as_uploaded(app_url, tmp_path):
+    """The upload is not decoded by Gradio first: a damaged photo gets the loader's own sentence
+    (not Gradio's generic "upstream" error), and a transparent background is put onto white as
+    the CLI does (Gradio's RGB conversion made it black)."""
+    client = Client(app_url, verbose=False)
+    damaged = tmp_path / "damaged.png"
+    damaged.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+    with pytest.raises(Exception, match="The subject photo is not a picture this app can read"):
+        client.predict(handle_file(str(damaged)), handle_file(VIDEO), api_name="/extract_poses")
+
+    rgba = np.zeros((64, 64, 4), np.uint8)  # fully transparent (and black underneath) ...
+    rgba[16:56, 24:40] = (230, 20, 20, 255)  # ... around an opaque red "person"
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cut_out.png")
+    subject = client.predict(
+        handle_file(str(tmp_path / "cut_out.png")), handle_file(VIDEO), api_name="/extract_poses"
+    )[1]
+    photo = _png(subject)[:, :64]
+    assert (photo[2, 2] == 255).all() and (photo[32, 32] == (230, 20, 20)).all(), (photo[2, 2], photo[32, 32])
+
+
 def test_two_clients_cannot_see_each_other(app_url):
     alice, bob = Client(app_url, verbose=False), Client(app_url, verbose=False)
     _extract(alice)
