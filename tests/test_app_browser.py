@@ -4,6 +4,7 @@ A person's walk through the page on its own defaults: only the two uploads are g
 other value is what the page starts with. On the way: an error that stays in its step's status
 line, a finetuning cancelled from its own Cancel button, progress text that changes, a grid cell
 clicked into the sliders, frames that appear while the video renders, and the two videos.
+At phone width (390 px, light and dark theme) the uploads stack and nothing scrolls sideways.
 Screenshots of each step go to ``tests/artifacts/``.
 """
 
@@ -269,3 +270,23 @@ def test_an_error_with_markup_shows_in_full(page, app, monkeypatch, tmp_path):
     assert text_of(page, "#pose-status") == f"Error: {message}"
     assert message in page.locator(".toast-body").first.inner_text(), "the toast too"
     assert not disabled(page, "#extract-btn") and disabled(page, "#extract-cancel")
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_at_phone_width_the_inputs_stack_and_nothing_overflows(browser, app, theme):
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{app[0]}?__theme={theme}")
+    page.locator("#photo input[type=file]").set_input_files(PHOTO)
+    page.locator("#driving input[type=file]").set_input_files(VIDEO)
+    page.locator("#photo img").first.wait_for()
+    page.locator("#driving video").first.wait_for()
+    photo, driving = (page.locator(s).first.bounding_box() for s in ("#photo", "#driving"))
+    assert driving["y"] >= photo["y"] + photo["height"], "the two uploads stack, each full width"
+    assert photo["width"] > 300 and driving["width"] > 300
+    widths = page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert widths[0] <= widths[1], f"the page scrolls sideways at 390 px: {widths}"
+    shot(page, f"06_phone_{theme}")
+    page.close()
