@@ -289,23 +289,26 @@ def create_handlers(service: AppService) -> dict:
 
 
 # ----------------------------------------------------------------------------- the page
-class PhotoUpload(gr.Image):
-    """The photo input, handed to the service as the very file that was uploaded.
+def photo_upload(**kwargs) -> gr.Image:
+    """The photo input, handing the service the very file that was uploaded.
 
     ``gr.Image`` opens an upload with PIL and converts it to RGB before any handler runs: a
     damaged photo then fails inside Gradio with its generic "upstream" error, a transparent
     background turns black and a 16-bit photo clips, all before the one photo loader (EXIF,
     alpha onto white, 16 bit, size limits) sees the file. The CLI and the app must read the
-    same photo the same way, so the loader gets the file itself.
+    same photo the same way, so the loader gets the file itself. (Replaced on the instance:
+    a subclass of a Gradio component makes Gradio write a ``.pyi`` file beside this one.)
     """
+    image = gr.Image(type="filepath", **kwargs)
+    decode = image.preprocess
 
-    def get_block_name(self) -> str:
-        return "image"  # the browser shows Gradio's own image widget
-
-    def preprocess(self, payload):
+    def file_as_uploaded(payload):
         if payload is None or payload.path is None:  # nothing, or a data: URL
-            return super().preprocess(payload)
+            return decode(payload)
         return payload.path
+
+    image.preprocess = file_as_uploaded
+    return image
 
 
 def cancel_button(elem_id: str) -> gr.Button:
@@ -344,9 +347,7 @@ def create_demo(service: AppService) -> gr.Blocks:
             gr.Markdown("### 1 · Inputs")
             with gr.Row():
                 with gr.Column(min_width=300):
-                    photo = PhotoUpload(
-                        label="Photo of the person", type="filepath", height=300, elem_id="photo"
-                    )
+                    photo = photo_upload(label="Photo of the person", height=300, elem_id="photo")
                     with gr.Accordion(
                         "More photos of the same person (optional: they help finetuning)", open=False
                     ):

@@ -151,6 +151,9 @@ def test_photos_reach_the_photo_loader_as_uploaded(app_url, tmp_path):
     )[1]
     photo = _png(subject)[:, :64]
     assert (photo[2, 2] == 255).all() and (photo[32, 32] == (230, 20, 20)).all(), (photo[2, 2], photo[32, 32])
+    import app
+
+    assert not Path(app.__file__).with_suffix(".pyi").exists(), "a Gradio component subclass wrote app.pyi"
 
 
 def test_two_clients_cannot_see_each_other(app_url):
