@@ -351,3 +351,24 @@ def test_the_command_prints_where_and_fails_in_one_line(tmp_path, official, serv
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0] == "[1/4] getting the DreamPose base model (UBC Fashion)"
     assert len(err) == 2 and err[1].startswith("dreampose download: error: could not reach")
+
+
+def test_only_what_conversion_needs_is_taken_from_stable_diffusion():
+    """From the SD 1.4 repository's listing: the VAE (safetensors first), the scheduler and the
+    UNet's config; not the UNet's 3.4 GB of weights, which the official checkpoint replaces."""
+    from dreampose.setup.install import stable_diffusion_files
+
+    listing = [
+        "model_index.json", "sd-v1-4.ckpt", "scheduler/scheduler_config.json",
+        "text_encoder/config.json", "text_encoder/pytorch_model.bin", "safety_checker/pytorch_model.bin",
+        "unet/config.json", "unet/diffusion_pytorch_model.bin", "unet/diffusion_pytorch_model.safetensors",
+        "vae/config.json", "vae/diffusion_pytorch_model.bin", "vae/diffusion_pytorch_model.safetensors",
+    ]  # fmt: skip
+    assert stable_diffusion_files(listing) == [
+        "scheduler/scheduler_config.json",
+        "vae/config.json",
+        "unet/config.json",
+        "vae/diffusion_pytorch_model.safetensors",
+    ]
+    with pytest.raises(ValueError, match="no unet/config.json"):
+        stable_diffusion_files([f for f in listing if f != "unet/config.json"])

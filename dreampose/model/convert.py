@@ -132,8 +132,9 @@ def convert_official(
     adapter_state = load_official_state_dict(adapter, "adapter")
     vae_state = load_official_state_dict(vae, "vae") if vae is not None else None
 
+    # Every UNet weight comes from the checkpoint (load_checked is strict): SD's are not read.
     pipe = DreamPosePipeline.from_stable_diffusion(
-        base_model, image_encoder, training_size=training_size, **hub_kwargs
+        base_model, image_encoder, training_size=training_size, unet_weights=False, **hub_kwargs
     )
     pipe.register_to_config(numerics=numerics)
     load_checked(pipe.unet, unet_state, "UNet")

@@ -90,17 +90,25 @@ class DreamPosePipeline(DiffusionPipeline):
         image_encoder: str = paper.IMAGE_ENCODER,
         num_pose_frames: int = paper.NUM_POSE_FRAMES,
         training_size: tuple[int, int] = (paper.HEIGHT, paper.WIDTH),
+        unet_weights: bool = True,
         **hub_kwargs,
     ) -> DreamPosePipeline:
         """A fresh DreamPose model for training: SD 1.x weights, widened UNet, identity adapter.
 
         ``base_model`` and ``image_encoder`` are hub ids or local folders. ``training_size``
         (height, width) fixes the adapter's pooling grid at half the latent size there.
+        ``unet_weights=False`` builds the UNet from SD's config alone, for a caller that then
+        replaces every UNet weight (converting an official checkpoint): 3.4 GB of SD's UNet
+        need not be downloaded or read.
         """
         from diffusers import PNDMScheduler
 
         vae = AutoencoderKL.from_pretrained(base_model, subfolder="vae", **hub_kwargs)
-        unet = UNet2DConditionModel.from_pretrained(base_model, subfolder="unet", **hub_kwargs)
+        if unet_weights:
+            unet = UNet2DConditionModel.from_pretrained(base_model, subfolder="unet", **hub_kwargs)
+        else:
+            config = UNet2DConditionModel.load_config(base_model, subfolder="unet", **hub_kwargs)
+            unet = UNet2DConditionModel.from_config(config)
         scheduler = PNDMScheduler.from_pretrained(base_model, subfolder="scheduler", **hub_kwargs)
         encoder = CLIPVisionModel.from_pretrained(image_encoder, **hub_kwargs)
         processor = CLIPImageProcessor.from_pretrained(image_encoder, **hub_kwargs)

@@ -465,17 +465,17 @@ def _first_present(files: set[str], candidates: tuple[str, ...], what: str) -> s
 
 
 def stable_diffusion_files(files: list[str]) -> list[str]:
-    """What DreamPose needs of a Stable Diffusion 1.x repository: VAE, UNet and scheduler (no text
-    encoder, no safety checker, no single-file .ckpt), safetensors when the repository has them."""
+    """What converting an official checkpoint needs of a Stable Diffusion 1.x repository: the
+    VAE, the scheduler and the UNet's config, safetensors when the repository has them. Not the
+    UNet's weights (the official checkpoint replaces every one of them: 3.4 GB saved), the text
+    encoder, the safety checker or a single-file .ckpt."""
     present = set(files)
     wanted = ["scheduler/scheduler_config.json", "vae/config.json", "unet/config.json"]
     missing = [w for w in wanted if w not in present]
     if missing:
         raise ValueError(f"no {', '.join(missing)}")
-    for sub in ("vae", "unet"):
-        stem = f"{sub}/diffusion_pytorch_model"
-        wanted.append(_first_present(present, (f"{stem}.safetensors", f"{stem}.bin"), sub))
-    return wanted
+    stem = "vae/diffusion_pytorch_model"
+    return [*wanted, _first_present(present, (f"{stem}.safetensors", f"{stem}.bin"), "vae")]
 
 
 def clip_files(files: list[str]) -> list[str]:
