@@ -44,7 +44,7 @@ import numpy as np
 
 from dreampose.evaluation.settings import EvaluationSettings
 from dreampose.files import atomic_file, writable_folder
-from dreampose.training.data import POSE_FILE, Video, find_videos
+from dreampose.training.data import Video, find_videos, video_poses
 from pose_extraction.images import read_image
 
 METRICS_FILE = "metrics.json"
@@ -201,8 +201,6 @@ class _VideoRunner:
             from dreampose.evaluation.report import loads
 
             return loads((folder / METRICS_FILE).read_text())
-        from pose_extraction.pose_sequence import PoseFileError, PoseSequence
-
         settings = self.settings
         frames = target_frames(len(video.frames), settings)
         if settings.input_frame >= len(video.frames) or not frames:
@@ -212,15 +210,7 @@ class _VideoRunner:
                 f"{len(video.frames)} frames; needs more than input frame {settings.input_frame} + "
                 f"min-gap {settings.min_gap}",
             )
-        try:
-            poses = PoseSequence.load(video.folder / POSE_FILE)
-        except PoseFileError as e:
-            raise ValueError(f"{video.folder}: {e}") from e
-        if len(poses) != len(video.frames):
-            raise ValueError(
-                f"{video.folder}: {POSE_FILE} has {len(poses)} pose frames for {len(video.frames)} images; "
-                "they must match one to one (re-run `dreampose prepare-dataset`)"
-            )
+        poses = video_poses(video)
         seconds = {"finetune": 0.0, "render": 0.0}
         pending = [f for f in frames if not _frame_path(folder / OURS_DIR, f).is_file()]
         if pending:

@@ -160,7 +160,8 @@ def _load_pose_cache(video: Video, cache_dir: Path, height: int, width: int) -> 
     return np.load(path, mmap_mode="r")
 
 
-def _fitted_poses(video: Video, height: int, width: int) -> np.ndarray:
+def video_poses(video: Video) -> PoseSequence:
+    """A dataset video's pose file, checked to hold one pose frame per image."""
     try:
         sequence = PoseSequence.load(video.folder / POSE_FILE)
     except PoseFileError as e:
@@ -170,6 +171,11 @@ def _fitted_poses(video: Video, height: int, width: int) -> np.ndarray:
             f"{video.folder}: {POSE_FILE} has {len(sequence)} pose frames for {len(video.frames)} images; "
             "they must match one to one (re-run `dreampose prepare-dataset`)"
         )
+    return sequence
+
+
+def _fitted_poses(video: Video, height: int, width: int) -> np.ndarray:
+    sequence = video_poses(video)
     first = cv2.imread(str(video.frames[0]), cv2.IMREAD_UNCHANGED)
     if (
         first is not None
