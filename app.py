@@ -38,9 +38,9 @@ from dreampose.app.messages import OUT_OF_MEMORY, UserError, for_page, is_out_of
 from dreampose.app.service import AppService, load_status, recall, save_status
 from dreampose.app.zerogpu import gpu
 from dreampose.cli.options import add_speed_arguments, speed_settings
-from dreampose.loading import DEVICE_HELP, DTYPE_CHOICES, DTYPE_HELP, MODEL_ENV, resolve_model
 from dreampose.model.schedulers import SAMPLERS
-from dreampose.render import RenderSettings, parse_scales
+from dreampose.rendering.render import RenderSettings, parse_scales
+from dreampose.runtime.loading import DEVICE_HELP, DTYPE_CHOICES, DTYPE_HELP, MODEL_ENV, resolve_model
 
 log = logging.getLogger("dreampose.app")
 ASSETS = Path(__file__).resolve().parent / "assets"

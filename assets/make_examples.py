@@ -204,7 +204,7 @@ def make_video(
     height: int = VIDEO_SIZE[0],
     width: int = VIDEO_SIZE[1],
 ) -> Path:
-    from pose_extraction.video_writer import write_mp4
+    from dreampose.media.video_writer import write_mp4
 
     video = [
         draw_figure(background(height, width), p.cx, p.arm_angle, p.leg_spread)

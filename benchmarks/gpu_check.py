@@ -55,8 +55,13 @@ from benchmarks.common import (
     synchronize,
 )
 from dreampose.model.tiny import tiny_pipeline
-from dreampose.render import RenderSettings, render_frames
-from dreampose.speed import SpeedSettings, apply_speed_settings, auto_frame_batch, default_speed_settings
+from dreampose.rendering.render import RenderSettings, render_frames
+from dreampose.runtime.speed import (
+    SpeedSettings,
+    apply_speed_settings,
+    auto_frame_batch,
+    default_speed_settings,
+)
 
 SHARED = Path(os.environ.get("DREAMPOSE_SHARED") or Path(__file__).resolve().parents[2] / "shared")
 TARGETS = {  # the targets on one H200

@@ -33,7 +33,7 @@ from benchmarks.common import (
     timed,
 )
 from dreampose.model.schedulers import SAMPLERS, make_scheduler
-from dreampose.speed import SpeedSettings, apply_speed_settings
+from dreampose.runtime.speed import SpeedSettings, apply_speed_settings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,6 +1,6 @@
 """Driving video (or photo) in, pose sequence out.
 
-``extract_poses`` streams frames from :mod:`pose_extraction.video_reader` in batches
+``extract_poses`` streams frames from :mod:`dreampose.media.video_reader` in batches
 through a DensePose extractor, keeps the one tracked person per frame
 (:mod:`pose_extraction.tracking`), pastes their UV and part maps into frame-sized
 arrays, and fills frames without them from the nearest frame that has them.
@@ -27,11 +27,11 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from pose_extraction.images import read_image
+from dreampose.media.images import read_image
+from dreampose.media.video_reader import VideoLimits, VideoStream
 from pose_extraction.pose_sequence import PoseSequence
 from pose_extraction.tracking import DEFAULT_MIN_IOU, PersonTracker, nearest_found
 from pose_extraction.types import DetectedPerson
-from pose_extraction.video_reader import VideoLimits, VideoStream
 
 ProgressCallback = Callable[[int, int], None]  # (frames done, frames expected)
 

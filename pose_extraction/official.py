@@ -10,7 +10,7 @@ Imports read folders and ``.zip`` files of such a folder. Zip members are read i
 memory and never extracted, so a hostile archive cannot write anywhere ("zip slip"), and
 names that try to climb out of the archive are refused anyway. Sizes are checked from the
 zip directory and the ``.npy`` headers before anything is unpacked, against a byte budget,
-and only the frames the caller will use are read (:mod:`pose_extraction.npy`).
+and only the frames the caller will use are read (:mod:`dreampose.media.npy`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from dreampose.files import atomic_dir
-from pose_extraction.npy import ArrayFileError, Budget, read_array
+from dreampose.base.files import atomic_dir
+from dreampose.media.npy import ArrayFileError, Budget, read_array
 from pose_extraction.pose_sequence import MAX_LOAD_BYTES, NO_BODY, PoseSequence
 
 FILE_PATTERN = re.compile(r"^frame_(\d+)_densepose\.npy$")

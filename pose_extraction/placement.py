@@ -3,7 +3,7 @@
 Two steps, both keeping body proportions:
 
 1. **Fit**: the driving frames are letterboxed onto the canvas (640 x 512 by default)
-   with :func:`pose_extraction.canvas.fit_pose`, exactly like the subject photo.
+   with :func:`dreampose.media.canvas.fit_pose`, exactly like the subject photo.
 2. **Align to subject**: one scale and one shift for the *whole* sequence, chosen so the
    body in the first frame has the subject's body height, is centred on the subject
    horizontally and stands on the subject's ground line (the bottom of their body box).
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pose_extraction.canvas import fit_pose
+from dreampose.media.canvas import fit_pose
 from pose_extraction.pose_sequence import PoseSequence
 
 DEFAULT_HEIGHT, DEFAULT_WIDTH = 640, 512

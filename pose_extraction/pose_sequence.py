@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dreampose.files import atomic_file
-from pose_extraction.npy import ArrayFileError, Budget, read_array, read_header
+from dreampose.base.files import atomic_file
+from dreampose.media.npy import ArrayFileError, Budget, read_array, read_header
 
 FORMAT_VERSION = 1
 NUM_PART_LABELS = 25  # DensePose: background + 24 body parts
@@ -213,7 +213,7 @@ class PoseSequence:
         """Read and validate a pose file; refuse one in which no frame shows a body.
 
         Never unpickles. Array sizes are checked from their headers before anything is
-        unpacked (:mod:`pose_extraction.npy`): at most ``max_bytes`` are read, and with
+        unpacked (:mod:`dreampose.media.npy`): at most ``max_bytes`` are read, and with
         ``max_frames`` only the first frames (``extra["frames_in_file"]`` keeps the count).
         """
         path = Path(path)

@@ -73,7 +73,7 @@ def preview_frames(seq: PoseSequence) -> Iterator[np.ndarray]:
 
 def write_preview(seq: PoseSequence, path: str | os.PathLike, fps: float | None = None) -> Path:
     """Render ``seq`` to an mp4 (H.264) at its own frame rate unless ``fps`` is given."""
-    from pose_extraction.video_writer import write_mp4
+    from dreampose.media.video_writer import write_mp4
 
     return write_mp4(preview_frames(seq), path, fps or seq.fps)
 
@@ -105,7 +105,7 @@ def write_alignment_preview(
     subject_box: np.ndarray | None = None,
 ) -> Path:
     """Write :func:`alignment_frames` to an mp4 at the sequence's frame rate."""
-    from pose_extraction.video_writer import write_mp4
+    from dreampose.media.video_writer import write_mp4
 
     return write_mp4(alignment_frames(before, after, subject_box), path, after.fps)
 

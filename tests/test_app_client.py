@@ -173,7 +173,7 @@ def test_without_a_model_and_downloads_off_the_page_explains_setup(tmp_path, mon
     import gradio as gr
 
     from app import build_service, create_demo, parse_args
-    from dreampose.loading import resolve_model
+    from dreampose.runtime.loading import resolve_model
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DREAMPOSE_CACHE", str(tmp_path / "cache"))

@@ -27,9 +27,9 @@ from dreampose.app.messages import UserError
 from dreampose.app.models import model_status
 from dreampose.app.service import AppService, current_subject
 from dreampose.app.uploads import AppLimits
-from dreampose.render import RenderSettings, parse_scales
+from dreampose.media.video_reader import probe_video
+from dreampose.rendering.render import RenderSettings, parse_scales
 from pose_extraction.pose_sequence import PoseSequence
-from pose_extraction.video_reader import probe_video
 from tests.helpers.app import PHOTO, VIDEO, one_torch_thread, red_dancer_video, sound_onset
 from tests.helpers.poses import RedBoxExtractor
 

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from dreampose.cli import main
-from dreampose.downloads import (
+from dreampose.base.downloads import (
     CorruptDownloadError,
     DiskFullError,
     DownloadError,
@@ -24,6 +23,7 @@ from dreampose.downloads import (
     Progress,
     download_file,
 )
+from dreampose.cli import main
 from dreampose.setup import ModelSetup, SetupError, SetupOptions, installed_model, parse_source, run_setup
 from dreampose.setup.contents import UnsafeArchiveError, inventory
 from dreampose.setup.sources import Source
@@ -55,8 +55,8 @@ def base_zip(official, unet_name="checkpoints/unet_epoch_20.pth", adapter_name="
 
 
 def render_one_frame(model: Path) -> np.ndarray:
-    from dreampose.loading import load_pipeline
-    from dreampose.render import RenderSettings, preview_frame
+    from dreampose.rendering.render import RenderSettings, preview_frame
+    from dreampose.runtime.loading import load_pipeline
     from pose_extraction.pose_sequence import PoseSequence
     from tests.helpers.poses import make_poses
 

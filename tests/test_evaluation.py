@@ -23,7 +23,7 @@ pytest.importorskip("cdfvd")
 
 from dreampose.evaluation import metrics, protocol, report  # noqa: E402
 from dreampose.evaluation.protocol import EvaluationSettings, evaluate, target_frames  # noqa: E402
-from dreampose.render import RenderSettings  # noqa: E402
+from dreampose.rendering.render import RenderSettings  # noqa: E402
 from dreampose.training.settings import DEFAULT_LORA_RANK  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -233,9 +233,9 @@ def test_evaluate_writes_metrics_report_and_videos(dataset, fast_nets, tmp_path,
 def test_ground_truth_as_prediction_scores_perfectly(dataset, fast_nets, tmp_path, monkeypatch, one_thread):
     """End to end through the protocol: a "model" that returns the true frames gets L1 0,
     SSIM 1, LPIPS 0: the ground truth and the predictions are aligned frame by frame."""
-    from dreampose import render as service
-    from pose_extraction.canvas import fit_image
-    from pose_extraction.images import read_image as load_rgb
+    from dreampose.media.canvas import fit_image
+    from dreampose.media.images import read_image as load_rgb
+    from dreampose.rendering import render as service
     from pose_extraction.pose_sequence import PoseSequence
 
     videos = list(protocol.find_videos(dataset))
@@ -261,7 +261,7 @@ def test_ground_truth_as_prediction_scores_perfectly(dataset, fast_nets, tmp_pat
 
 
 def test_resume_skips_finished_videos_and_frames(dataset, fast_nets, tmp_path, monkeypatch, one_thread):
-    from dreampose import render as service
+    from dreampose.rendering import render as service
 
     rendered = []
     real_render = service.render_frames
@@ -355,7 +355,7 @@ def test_cli_evaluate_runs_and_resumes(dataset, tmp_path, capsys, one_thread):
 
 def test_presets_are_the_paper_the_fast_preset_and_turbo():
     from dreampose.evaluation.settings import TURBO_INTERVAL, preset
-    from dreampose.render import FAST_PREVIEW
+    from dreampose.rendering.render import FAST_PREVIEW
 
     assert preset("paper") == RenderSettings()
     assert preset("fast") == FAST_PREVIEW

@@ -144,7 +144,7 @@ def test_detector_size_precision_and_batch_reach_the_extractor(monkeypatch):
 
     from dreampose.cli import build_parser
     from dreampose.cli.options import load_densepose
-    from dreampose.loading import DensePoseOptions
+    from dreampose.runtime.loading import DensePoseOptions
 
     seen = {}
     monkeypatch.setattr(

@@ -11,34 +11,43 @@ import pytest
 
 from tests.helpers import REPO
 
-# Lowest first. A module belongs to the first entry whose name is a prefix of its own.
+# Lowest first: each layer is a folder (or a few), so the tree shows the layers. A module
+# belongs to the layer of the longest package prefix of its name; the package facade is
+# ``dreampose/__init__.py`` alone (no other module may sit loose in ``dreampose/``).
 LAYERS = (
-    ("base", ("dreampose.paper", "dreampose.files", "dreampose.downloads")),
+    ("base", ("dreampose.base",)),
+    ("media", ("dreampose.media",)),
     ("pose extraction", ("pose_extraction",)),
     ("model", ("dreampose.model",)),
     ("model setup", ("dreampose.setup",)),
-    ("loading", ("dreampose.loading", "dreampose.speed", "dreampose.hub")),
+    ("loading", ("dreampose.runtime",)),
     (
-        "rendering and training",
+        "work",
         (
-            "dreampose.render",
-            "dreampose.poses",
-            "dreampose.parallel",
+            "dreampose.rendering",
             "dreampose.training",
             "dreampose.evaluation",
+            "dreampose.world",  # the drawn-people world and its demo-model recipe
         ),
     ),
     ("app and command line", ("dreampose.app", "dreampose.cli", "dreampose.__main__")),
     ("package facade", ("dreampose",)),  # dreampose/__init__.py: lazy names for users
     ("page", ("app",)),
 )
+FACADE = "dreampose"
+
+
+def _within(module: str, prefix: str) -> bool:
+    if prefix == FACADE:
+        return module == FACADE
+    return module == prefix or module.startswith(prefix + ".")
 
 
 def layer_of(module: str) -> int | None:
-    for rank, (_, prefixes) in enumerate(LAYERS):
-        if any(module == p or module.startswith(p + ".") for p in prefixes):
-            return rank
-    return None
+    found = [
+        (len(p), rank) for rank, (_, prefixes) in enumerate(LAYERS) for p in prefixes if _within(module, p)
+    ]
+    return max(found)[1] if found else None
 
 
 def module_name(path) -> str:
@@ -64,8 +73,8 @@ def upward_imports(module: str, source: str) -> list[str]:
     found = []
     for name in sorted(imported_modules(source)):
         target = layer_of(name)
-        # `from dreampose import paper` names the package itself, which is not its facade.
-        if target is not None and target > own and name != "dreampose":
+        # `from dreampose import x` names the package itself, which is not its facade.
+        if target is not None and target > own and name != FACADE:
             found.append(f"{name} ({LAYERS[target][0]})")
     return found
 
@@ -79,16 +88,25 @@ def test_every_module_has_a_layer():
     assert [module_name(p) for p in SOURCES if layer_of(module_name(p)) is None] == []
 
 
+def test_no_module_lies_loose_in_the_package():
+    """Every module of ``dreampose`` lives in the folder of its layer; only the entry points
+    (the facade and ``python -m dreampose``) sit at the top."""
+    loose = sorted(p.name for p in (REPO / "dreampose").glob("*.py"))
+    assert loose == ["__init__.py", "__main__.py"]
+
+
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
 def test_no_module_imports_a_higher_layer(path):
     assert upward_imports(module_name(path), path.read_text()) == []
 
 
 def test_the_check_catches_upward_imports_also_inside_functions():
-    source = "def f():\n    from dreampose.render import render_frames\n"
-    assert "dreampose.render (rendering and training)" in upward_imports("pose_extraction.visualize", source)
+    source = "def f():\n    from dreampose.rendering.render import render_frames\n"
+    assert "dreampose.rendering.render (work)" in upward_imports("pose_extraction.visualize", source)
     assert upward_imports("dreampose.cli.render", source) == []
-    assert upward_imports("dreampose.model.pipeline", "from dreampose import paper\n") == []
+    assert upward_imports("dreampose.model.pipeline", "from dreampose import model\n") == []
+    assert "dreampose.model (model)" in upward_imports("dreampose.media.images", "import dreampose.model\n")
+    assert layer_of("dreampose.oops") is None, "a loose module has no layer"
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dreampose import loading
-from dreampose.loading import pick_device
+from dreampose.runtime import loading
+from dreampose.runtime.loading import pick_device
 
 
 @pytest.fixture

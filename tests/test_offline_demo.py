@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from dreampose.app.examples import bundled_photo_pose, bundled_video_poses
+from dreampose.media.video_reader import VideoStream
 from pose_extraction.densepose import load_extractor
 from pose_extraction.densepose.tiny import TINY_POSES_NOTE, is_tiny_random
 from pose_extraction.pose_sequence import PoseSequence
-from pose_extraction.video_reader import VideoStream
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 VIDEO, PHOTO = ASSETS / "example_dance.mp4", ASSETS / "example_photo.png"
@@ -117,7 +117,7 @@ def test_the_tiny_densepose_outlines_the_person_and_is_deterministic(tiny):
 def test_the_tiny_app_extracts_an_uploaded_video_offline(tmp_path, monkeypatch):
     from dreampose.app import poses as pose_step
     from dreampose.app.service import AppService
-    from pose_extraction.video_writer import write_mp4
+    from dreampose.media.video_writer import write_mp4
 
     rng = np.random.default_rng(1)
     frames = []

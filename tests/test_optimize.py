@@ -13,7 +13,7 @@ import torch
 from diffusers.models.attention_processor import AttnProcessor
 
 from dreampose.model.tiny import tiny_pipeline
-from dreampose.speed import (
+from dreampose.runtime.speed import (
     SpeedSettings,
     apply_speed_settings,
     attention_backends,
@@ -195,7 +195,7 @@ def test_cli_speed_options(monkeypatch):
 
 
 def test_automatic_frame_batch_fits_the_free_memory(monkeypatch):
-    from dreampose.speed import BYTES_PER_FRAME_640X512, MAX_AUTO_FRAME_BATCH, auto_frame_batch
+    from dreampose.runtime.speed import BYTES_PER_FRAME_640X512, MAX_AUTO_FRAME_BATCH, auto_frame_batch
 
     pipe = tiny_pipeline(seed=0)
     assert auto_frame_batch(pipe, 640, 512) == 1, "one frame at a time on the CPU"

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from dreampose.model.tiny import tiny_pipeline
-from dreampose.parallel import Shard, callback_chunk_renderer, render_sharded, split_frames, stitch
-from dreampose.render import render_frames
+from dreampose.rendering.parallel import Shard, callback_chunk_renderer, render_sharded, split_frames, stitch
+from dreampose.rendering.render import render_frames
 from tests.helpers import parallel_worker as worker
 
 TESTS = Path(__file__).resolve().parent

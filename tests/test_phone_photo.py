@@ -8,9 +8,9 @@ import pytest
 from PIL import Image, ImageOps
 
 from dreampose.cli import main
+from dreampose.media.canvas import fit_image
+from dreampose.media.images import read_image
 from dreampose.training.finetune import prepare_subject
-from pose_extraction.canvas import fit_image
-from pose_extraction.images import read_image
 from pose_extraction.pose_sequence import PoseSequence
 from tests.helpers.poses import SIZE, RedBoxExtractor, make_poses
 

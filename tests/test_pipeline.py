@@ -10,11 +10,11 @@ import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 from PIL import Image
 
+from dreampose.media.canvas import fit_pose
 from dreampose.model.conditioning import official_key_frame
 from dreampose.model.guidance import dual_guidance
 from dreampose.model.pipeline import DreamPosePipeline
 from dreampose.model.schedulers import SAMPLERS
-from pose_extraction.canvas import fit_pose
 from tests.helpers.poses import SIZE, make_poses
 
 STEPS = 2

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from dreampose.cli import main
-from dreampose.hub import push_model
 from dreampose.model.subject import SUBJECT_FILE, add_lora, save_weights, write_description
 from dreampose.model.tiny import tiny_pipeline
+from dreampose.runtime.hub import push_model
 from tests.helpers.download import official_files
 from tests.helpers.poses import SIZE
 
@@ -161,7 +161,7 @@ def test_pickled_weights_are_not_published(tmp_path, hub):
 
 # --------------------------------------------------------------------------- LoRA subjects
 def test_pushed_lora_subject_loads_by_hub_id(lora_subject, hub, subject_image, poses):
-    from dreampose.loading import load_pipeline, model_numerics
+    from dreampose.runtime.loading import load_pipeline, model_numerics
 
     assert main(["push-to-hub", str(lora_subject), "me/subject"]) == 0
     uploaded = hub.files("me/subject")
@@ -219,7 +219,7 @@ def test_a_refused_login_says_how_to_log_in(tmp_path, hub, monkeypatch):
 
 
 def test_hub_and_convert_agree_on_the_record_name():
-    from dreampose import hub
     from dreampose.model import convert
+    from dreampose.runtime import hub
 
     assert hub.CONVERSION_RECORD == convert.CONVERSION_RECORD

@@ -45,7 +45,7 @@ def fake_densepose(monkeypatch):
 @pytest.fixture
 def model_loads(monkeypatch):
     """Records model loads (and refuses them): the output checks must come before."""
-    import dreampose.loading
+    import dreampose.runtime.loading
 
     loads = []
 
@@ -53,7 +53,7 @@ def model_loads(monkeypatch):
         loads.append(model)
         raise RuntimeError("the model was loaded before the output was checked")
 
-    monkeypatch.setattr(dreampose.loading, "load_pipeline", load_pipeline)
+    monkeypatch.setattr(dreampose.runtime.loading, "load_pipeline", load_pipeline)
     return loads
 
 
@@ -223,13 +223,13 @@ def test_an_output_folder_that_is_a_file_is_refused_first(files, tmp_path, capsy
 
 
 def test_when_the_video_write_fails_at_the_end_the_frames_are_kept(files, tmp_path, capsys, monkeypatch):
-    import pose_extraction.video_writer
+    import dreampose.media.video_writer
 
     def disk_full(frames, path, fps):
         list(frames)
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(pose_extraction.video_writer, "write_mp4", disk_full)
+    monkeypatch.setattr(dreampose.media.video_writer, "write_mp4", disk_full)
     assert main(["render", *render_args(files), "--output", str(tmp_path / "out.mp4")]) == 1
     line = one_error_line(capsys, "render")
     rescued = tmp_path / "out_frames"

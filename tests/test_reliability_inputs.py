@@ -21,12 +21,12 @@ from PIL import Image
 
 from dreampose.app.messages import UserError, sentence
 from dreampose.app.uploads import AppLimits, check_upload_size, driving_kind, read_photo
-from dreampose.poses import load_driving_poses
-from pose_extraction.images import read_image
-from pose_extraction.npy import ArrayFileError, Budget, read_array
+from dreampose.media.images import read_image
+from dreampose.media.npy import ArrayFileError, Budget, read_array
+from dreampose.media.video_reader import VideoStream
+from dreampose.rendering.poses import load_driving_poses
 from pose_extraction.official import export_official, import_official
 from pose_extraction.pose_sequence import PoseFileError, PoseSequence
-from pose_extraction.video_reader import VideoStream
 from tests.helpers.forged import npy_claiming, npz_claiming, png_claiming
 from tests.helpers.poses import H264, SIZE, frame_index, make_poses, marked_frames
 
@@ -291,7 +291,7 @@ def test_the_app_refuses_forged_pose_files_and_absurd_settings(tmp_path):
 
 def test_settings_past_the_sliders_are_refused_by_the_service_too():
     """A caller of the service (not the page) meets the same checks as the CLI."""
-    from dreampose.render import RenderSettings
+    from dreampose.rendering.render import RenderSettings
 
     for kwargs in ({"image_guidance_scale": 1e30}, {"pose_guidance_scale": float("inf")}, {"seed": 2**70}):
         with pytest.raises(ValueError, match="must be"):

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from dreampose.cli import main
+from dreampose.media.video_reader import probe_video
 from pose_extraction.pose_sequence import PoseSequence
-from pose_extraction.video_reader import probe_video
 from tests.helpers.app import one_torch_thread, red_dancer_video, sound_onset
 from tests.helpers.poses import make_poses
 

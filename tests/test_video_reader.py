@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pose_extraction.images import read_image
-from pose_extraction.video_reader import VideoLimits, VideoStream, probe_video
+from dreampose.media.images import read_image
+from dreampose.media.video_reader import VideoLimits, VideoStream, probe_video
 from tests.helpers.poses import H264, encode, frame_index, marked_frames
 
 

@@ -114,7 +114,7 @@ NOTHING_TRAINED = (
 
 def _trainable_model(app: AppService):
     """A full-precision copy of the base model to train (the shared one stays as it is)."""
-    from dreampose.loading import load_pipeline
+    from dreampose.runtime.loading import load_pipeline
 
     pipe = load_pipeline(app.model, app.models.device, "fp32")
     pipe.register_to_config(_name_or_path=app.model)  # what a LoRA subject records as its base

@@ -12,7 +12,7 @@ import html
 import re
 import time
 
-from dreampose.downloads import format_duration as duration  # one way to say how long
+from dreampose.base.downloads import format_duration as duration  # one way to say how long
 
 OUT_OF_MEMORY = (
     "The GPU ran out of memory. Lower the number of steps or frames rendered together, "

@@ -12,8 +12,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from dreampose import loading
 from dreampose.app.messages import MISSING_MODEL_HELP, UserError
+from dreampose.runtime import loading
 
 TINY_CANVAS = (128, 128)  # the tiny model renders noise: keep it small and fast
 
@@ -73,7 +73,7 @@ class ModelCache:
             backend="tiny" if tiny and not densepose_weights else "native"
         )
         self.device, self.dtype, self.cpu_offload = device, dtype, cpu_offload
-        self.speed = speed  # dreampose.speed settings; None: the device's defaults
+        self.speed = speed  # dreampose.runtime.speed settings; None: the device's defaults
         self.densepose_weights = densepose_weights
         self.extractor_kwargs = dict(extractor_kwargs or {})
         self._extractor = extractor

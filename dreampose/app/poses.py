@@ -130,7 +130,7 @@ def _read_driving(
     app, session, path, fps, start, end, max_frames, progress, notes, warnings, check_cancel
 ) -> PoseSequence:
     from dreampose.app.examples import BUNDLED_NOTE, bundled_video_poses
-    from dreampose.poses import load_driving_poses
+    from dreampose.rendering.poses import load_driving_poses
 
     path = check_upload_size(path, app.limits, "driving video or pose file")
     kind = driving_kind(path)
@@ -167,9 +167,9 @@ def _read_driving(
 
 
 def _extract_video(app, path, fps, start, end, max_frames, progress, notes, check_cancel) -> PoseSequence:
+    from dreampose.media.video_reader import VideoLimits
     from pose_extraction.densepose.tiny import TINY_POSES_NOTE, is_tiny_random
     from pose_extraction.extract import extract_poses as extract
-    from pose_extraction.video_reader import VideoLimits
 
     limits = VideoLimits(max_duration_s=app.limits.max_video_seconds, max_pixels=app.limits.max_pixels)
     cap = app.limits.max_pose_frames
@@ -215,7 +215,7 @@ def _at_times(seq: PoseSequence, fps, start, end, max_frames: int | None) -> Pos
 
 def _keep_sound(session: Session, video: Path, start: float | None) -> None:
     """Keep the driving video's soundtrack for the render: pose frame k is its instant start + k / fps."""
-    from pose_extraction.video_reader import probe_video
+    from dreampose.media.video_reader import probe_video
 
     keep = None
     if probe_video(video).has_audio:
@@ -227,8 +227,8 @@ def _keep_sound(session: Session, video: Path, start: float | None) -> None:
 def _subject_pose(app: AppService, session: Session, photo: Path, required: bool, progress, check_cancel):
     """The photo's own pose, cached per photo; None (or an error if required) without a person."""
     from dreampose.app.examples import bundled_photo_pose
+    from dreampose.media.images import read_image
     from pose_extraction.extract import extract_image_pose
-    from pose_extraction.images import read_image
 
     cached = session.folder / f"subject_pose_{photo.stem}.npz"
     if cached.is_file():
@@ -299,7 +299,7 @@ def implausible_body(
 
 
 def _place(app, session, raw, subject, align, warnings) -> tuple[Path, PoseSequence, bool]:
-    from dreampose.poses import place_poses
+    from dreampose.rendering.poses import place_poses
     from pose_extraction.placement import body_box, fit_sequence
     from pose_extraction.visualize import write_alignment_preview, write_preview
 
@@ -333,8 +333,8 @@ def _place(app, session, raw, subject, align, warnings) -> tuple[Path, PoseSeque
 
 def _subject_picture(app: AppService, photo: Path, subject: PoseSequence | None) -> np.ndarray:
     """The photo on the canvas next to its own pose (blank when no person was found)."""
-    from pose_extraction.canvas import fit_image
-    from pose_extraction.images import read_image
+    from dreampose.media.canvas import fit_image
+    from dreampose.media.images import read_image
     from pose_extraction.placement import fit_sequence
     from pose_extraction.visualize import render_parts
 

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from dreampose import render as rendering
 from dreampose.app.messages import OUT_OF_MEMORY, Eta, UserError, duration, is_out_of_memory, sentence
 from dreampose.app.service import (
     AppService,
@@ -33,7 +32,8 @@ from dreampose.app.service import (
     remember,
 )
 from dreampose.app.sessions import Session
-from dreampose.render import RenderSettings
+from dreampose.rendering import render as rendering
+from dreampose.rendering.render import RenderSettings
 from pose_extraction.pose_sequence import PoseSequence
 
 MAX_GRID_CELLS = 25
@@ -305,9 +305,9 @@ def _soundtrack(session: Session) -> rendering.Soundtrack | None:
 
 
 def _side_by_side(app, photo, poses, indices, frames, target: Path) -> Path:
-    from pose_extraction.canvas import fit_image
-    from pose_extraction.images import read_image
-    from pose_extraction.video_writer import write_mp4
+    from dreampose.media.canvas import fit_image
+    from dreampose.media.images import read_image
+    from dreampose.media.video_writer import write_mp4
     from pose_extraction.visualize import render_parts
 
     height, width = app.canvas
@@ -355,7 +355,7 @@ def _save_png(image: np.ndarray, target: Path) -> Path:
 
 
 def _read_png(path: Path) -> np.ndarray:
-    from pose_extraction.images import read_image
+    from dreampose.media.images import read_image
 
     return read_image(path)
 

@@ -24,12 +24,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from dreampose import paper
 from dreampose.app.messages import UserError
 from dreampose.app.models import TINY_CANVAS, ModelCache, ModelStatus, model_status
 from dreampose.app.sessions import Session, SessionStore
 from dreampose.app.uploads import AppLimits, read_photo
-from dreampose.render import FAST_PREVIEW, RenderSettings
+from dreampose.base import paper
+from dreampose.rendering.render import FAST_PREVIEW, RenderSettings
 from pose_extraction.pose_sequence import PoseSequence
 
 Progress = Callable[[int, int, str], None]  # (done, total, what is happening)
@@ -103,7 +103,7 @@ class AppService:
     def numerics(self) -> str:
         """The model's input conventions (read from its folder once, without loading it)."""
         if getattr(self, "_numerics_of", None) != self.model:
-            from dreampose.loading import model_numerics
+            from dreampose.runtime.loading import model_numerics
 
             self._numerics, self._numerics_of = model_numerics(self.model), self.model
         return self._numerics
@@ -141,7 +141,7 @@ class AppService:
     def warm_up(self) -> float:
         """Load the model and run one short render (compiles a torch.compile'd UNet now, not
         during the first user's render); returns the seconds it took."""
-        from dreampose.speed import auto_frame_batch, warm_up
+        from dreampose.runtime.speed import auto_frame_batch, warm_up
 
         pipe = self.pipeline()
         return warm_up(pipe, *self.canvas, auto_frame_batch(pipe, *self.canvas))

@@ -12,9 +12,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from dreampose import paper
 from dreampose.app.messages import UserError
-from pose_extraction.images import MAX_PHOTO_PIXELS
+from dreampose.base import paper
+from dreampose.media.images import MAX_PHOTO_PIXELS
 
 
 # ----------------------------------------------------------------------------- limits
@@ -97,7 +97,7 @@ def check_upload_size(path: str | os.PathLike, limits: AppLimits, what: str) -> 
 
 def read_photo(path: str | os.PathLike, limits: AppLimits):
     """Decode a subject photo (RGB uint8, upright), refusing non-images and huge pictures."""
-    from pose_extraction.images import read_image
+    from dreampose.media.images import read_image
 
     path = check_upload_size(path, limits, "subject photo")
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dreampose import paper
+from dreampose.base import paper
 from dreampose.model.conditioning import NUMERICS
 
 
@@ -37,7 +37,7 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     import json
 
-    from dreampose.files import atomic_dir, writable_folder
+    from dreampose.base.files import atomic_dir, writable_folder
     from dreampose.model.convert import CONVERSION_RECORD, conversion_record, convert_official
 
     writable_folder(Path(args.output).parent, min_free_bytes=6 * 2**30)  # about 5 GB of weights

@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dreampose.files import writable_file
+    from dreampose.base.files import writable_file
     from pose_extraction.densepose.checkpoint import load_state_dict, match_state_dict, save_safetensors
     from pose_extraction.densepose.download import resolve_weights
     from pose_extraction.densepose.model import DensePoseRCNN

@@ -55,7 +55,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dreampose.downloads import CorruptDownloadError, DownloadCancelled, DownloadError, console_progress
+    from dreampose.base.downloads import (
+        CorruptDownloadError,
+        DownloadCancelled,
+        DownloadError,
+        console_progress,
+    )
     from dreampose.setup import PARTS, SetupError, SetupOptions, run_setup
     from dreampose.setup.contents import UnsafeArchiveError
     from dreampose.setup.install import describe_result

@@ -9,8 +9,8 @@ from dreampose.cli.options import add_densepose_arguments, add_device_arguments,
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from dreampose.media.video_reader import VideoLimits
     from pose_extraction.extract import DEFAULT_BATCH_SIZE
-    from pose_extraction.video_reader import VideoLimits
 
     parser = subparsers.add_parser(
         "extract-poses",
@@ -58,9 +58,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from dreampose.media.video_reader import VideoLimits
     from pose_extraction.extract import extract_poses
     from pose_extraction.tracking import format_frame_list
-    from pose_extraction.video_reader import VideoLimits
 
     _check_paths(args)
     extractor = _load_extractor(args)
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_paths(args: argparse.Namespace) -> None:
     """Fail on naming mistakes, unwritable outputs or a full disk before spending minutes on DensePose."""
-    from dreampose.files import writable_file, writable_folder
+    from dreampose.base.files import writable_file, writable_folder
 
     if not args.input.exists():
         raise FileNotFoundError(f"input not found: {args.input}")

@@ -45,8 +45,8 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import threading
 
-    from dreampose.files import writable_folder
-    from dreampose.loading import resolve_model
+    from dreampose.base.files import writable_folder
+    from dreampose.runtime.loading import resolve_model
     from dreampose.training.finetune import finetune
     from dreampose.training.settings import FinetuneSettings
 

@@ -81,7 +81,7 @@ def _base_type(hint):
 
 def add_device_arguments(parser: argparse.ArgumentParser, dtype: bool = True) -> None:
     """``--device`` and ``--dtype``: the same options, with the same rule, on every command."""
-    from dreampose.loading import DEVICE_HELP, DTYPE_CHOICES, DTYPE_HELP
+    from dreampose.runtime.loading import DEVICE_HELP, DTYPE_CHOICES, DTYPE_HELP
 
     parser.add_argument("--device", default=None, help=DEVICE_HELP)
     if dtype:
@@ -90,7 +90,7 @@ def add_device_arguments(parser: argparse.ArgumentParser, dtype: bool = True) ->
 
 def add_densepose_arguments(parser: argparse.ArgumentParser) -> None:
     """How every command that runs DensePose finds its weights and runs it."""
-    from dreampose.loading import DensePoseOptions
+    from dreampose.runtime.loading import DensePoseOptions
 
     parser.add_argument(
         "--densepose-weights",
@@ -103,7 +103,7 @@ def add_densepose_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_densepose(args: argparse.Namespace, batch_size: int = 8):
     """The DensePose extractor the options ask for."""
-    from dreampose import loading
+    from dreampose.runtime import loading
 
     options = settings_from_args(loading.DensePoseOptions, args)
     return loading.load_densepose(args.densepose_weights, options, args.device, batch_size)
@@ -112,7 +112,7 @@ def load_densepose(args: argparse.Namespace, batch_size: int = 8):
 # --------------------------------------------------------------------------- preview and render
 def add_render_arguments(parser: argparse.ArgumentParser) -> None:
     """What `preview` and `render` share: model, inputs, sampling settings, device."""
-    from dreampose.render import RenderSettings
+    from dreampose.rendering.render import RenderSettings
 
     parser.add_argument(
         "--model",
@@ -155,8 +155,8 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
 
 def speed_settings(args: argparse.Namespace):
     """The speed settings the options ask for, on the device they name."""
-    from dreampose.loading import pick_device
-    from dreampose.speed import SpeedSettings, default_speed_settings
+    from dreampose.runtime.loading import pick_device
+    from dreampose.runtime.speed import SpeedSettings, default_speed_settings
 
     if args.no_speed_settings:
         return SpeedSettings(compile_unet=args.compile)
@@ -165,9 +165,9 @@ def speed_settings(args: argparse.Namespace):
 
 def render_inputs(args: argparse.Namespace):
     """(settings, poses on the canvas) from the `preview`/`render` options."""
-    from dreampose.loading import model_numerics, resolve_model
-    from dreampose.poses import load_driving_poses, place_poses
-    from dreampose.render import RenderSettings
+    from dreampose.rendering.poses import load_driving_poses, place_poses
+    from dreampose.rendering.render import RenderSettings
+    from dreampose.runtime.loading import model_numerics, resolve_model
     from pose_extraction.pose_sequence import PoseSequence
 
     settings = settings_from_args(RenderSettings, args)
@@ -180,8 +180,8 @@ def render_inputs(args: argparse.Namespace):
 def load_model(args: argparse.Namespace, settings=None):
     """The model named by ``--model`` on the device of ``--device``/``--dtype``, with the
     speed settings asked for; with ``--compile``, warmed up for ``settings``' canvas."""
-    from dreampose.loading import load_pipeline, resolve_model
-    from dreampose.speed import auto_frame_batch, warm_up
+    from dreampose.runtime.loading import load_pipeline, resolve_model
+    from dreampose.runtime.speed import auto_frame_batch, warm_up
 
     speed = speed_settings(args)
     pipe = load_pipeline(resolve_model(args.model), args.device, args.dtype, args.cpu_offload, speed)

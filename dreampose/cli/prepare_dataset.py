@@ -33,7 +33,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from dreampose.files import writable_folder
+    from dreampose.base.files import writable_folder
 
     videos = (
         sorted(p for p in args.videos.glob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
@@ -63,8 +63,8 @@ def prepare_video(video: Path, folder: Path, extractor, fps=None, max_frames=Non
     poses.npz (written last, atomically) marks a finished folder."""
     from PIL import Image
 
+    from dreampose.media.video_reader import VideoStream
     from pose_extraction.extract import extract_poses
-    from pose_extraction.video_reader import VideoStream
 
     if (folder / "poses.npz").is_file() and not overwrite:
         return

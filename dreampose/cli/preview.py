@@ -26,8 +26,8 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from PIL import Image
 
-    from dreampose import render
-    from dreampose.files import writable_file
+    from dreampose.base.files import writable_file
+    from dreampose.rendering import render
 
     settings, poses = render_inputs(args)
     grid = _grid_values(args.guidance_grid)
@@ -45,7 +45,7 @@ def run(args) -> int:
 
 
 def _grid_values(text: str | None) -> tuple[list[float], list[float]] | None:
-    from dreampose.render import parse_scales
+    from dreampose.rendering.render import parse_scales
 
     if text is None:
         return None

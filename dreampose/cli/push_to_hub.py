@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from dreampose.hub import push_model
+    from dreampose.runtime.hub import push_model
 
     url = push_model(
         args.model_dir,

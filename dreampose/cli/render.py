@@ -38,8 +38,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from dreampose import parallel
-    from dreampose.files import writable_file, writable_folder
+    from dreampose.base.files import writable_file, writable_folder
+    from dreampose.rendering import parallel
 
     settings, poses = render_inputs(args)
     frames = parse_frame_range(args.frames, len(poses))
@@ -55,7 +55,7 @@ def run(args) -> int:
 def run_single(args, settings, poses, frames) -> int:
     from tqdm.auto import tqdm
 
-    from dreampose import render
+    from dreampose.rendering import render
 
     pipe = load_model(args, settings)
     with tqdm(desc="rendering", unit="step") as bar:
@@ -78,8 +78,8 @@ def soundtrack(args, poses):
     poses and for videos without sound. Checked before any frame is rendered."""
     from pathlib import Path
 
-    from dreampose.render import Soundtrack
-    from pose_extraction.video_reader import probe_video
+    from dreampose.media.video_reader import probe_video
+    from dreampose.rendering.render import Soundtrack
 
     if args.no_audio:
         return None
@@ -113,8 +113,8 @@ def run_distributed(args, settings, poses, frames) -> int:
     """
     from pathlib import Path
 
-    from dreampose import parallel, render
-    from pose_extraction.video_writer import write_mp4
+    from dreampose.media.video_writer import write_mp4
+    from dreampose.rendering import parallel, render
 
     rank, _ = parallel.init_distributed()
     if args.device is None:

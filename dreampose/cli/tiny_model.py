@@ -13,7 +13,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from dreampose.files import atomic_dir, writable_folder
+    from dreampose.base.files import atomic_dir, writable_folder
     from dreampose.model.tiny import tiny_pipeline
 
     writable_folder(args.output)

@@ -42,10 +42,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dreampose.base.files import atomic_file, writable_folder
 from dreampose.evaluation.settings import EvaluationSettings
-from dreampose.files import atomic_file, writable_folder
+from dreampose.media.images import read_image
 from dreampose.training.data import Video, find_videos, video_poses
-from pose_extraction.images import read_image
 
 METRICS_FILE = "metrics.json"
 SETTINGS_FILE = "settings.json"
@@ -228,7 +228,7 @@ class _VideoRunner:
 
     # ------------------------------------------------------------------ model
     def _pipeline(self, video: Video, poses, folder: Path, on_frame):
-        from dreampose.loading import load_pipeline
+        from dreampose.runtime.loading import load_pipeline
 
         if self.settings.finetune == "none":
             if self._base_pipe is None:
@@ -260,7 +260,7 @@ class _VideoRunner:
     # ------------------------------------------------------------------ rendering
     def _render(self, pipe, video: Video, poses, pending: list[int], folder: Path, frames, on_frame) -> bool:
         """Render ``pending`` frames, saving each at the metric size as it finishes."""
-        from dreampose.render import render_frames
+        from dreampose.rendering.render import render_frames
 
         # Only the poses the windows read: the whole sequence of a long video on the GPU
         # costs ~1 GB at 640 x 512, and a window only reaches num_pose_frames // 2 frames out.
@@ -292,7 +292,7 @@ class _VideoRunner:
     def _score(self, video: Video, poses, frames: list[int], folder: Path, seconds: dict) -> dict:
         from dreampose.evaluation import report
         from dreampose.evaluation.metrics import frame_metrics
-        from pose_extraction.canvas import fit_image
+        from dreampose.media.canvas import fit_image
 
         render = self.settings.render
         truth_dir = folder / TRUTH_DIR
@@ -391,7 +391,7 @@ def to_metric_size(frame: np.ndarray, settings: EvaluationSettings) -> np.ndarra
 
 def pose_panels(poses, frames: list[int], settings: EvaluationSettings) -> np.ndarray:
     """The body-part pictures of ``frames`` on the canvas, at the metric size."""
-    from pose_extraction.canvas import fit_pose
+    from dreampose.media.canvas import fit_pose
     from pose_extraction.visualize import render_parts
 
     render = settings.render

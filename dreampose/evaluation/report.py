@@ -198,6 +198,6 @@ def side_by_side(
 def write_side_by_side(
     path: Path, input_panel: np.ndarray, poses: np.ndarray, truth: np.ndarray, ours: np.ndarray, fps: float
 ) -> Path:
-    from pose_extraction.video_writer import write_mp4
+    from dreampose.media.video_writer import write_mp4
 
     return write_mp4(side_by_side(input_panel, poses, truth, ours), path, fps)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from dreampose import paper
+from dreampose.base import paper
 
 # Guidance beyond this only saturates the frames (the paper uses sI 8, sP 3); inf or 1e30
 # would render black frames without an error.

@@ -157,7 +157,7 @@ def conversion_record(
     models and the numerics, saved beside the model as ``CONVERSION_RECORD``."""
     import time
 
-    from dreampose.downloads import sha256_of
+    from dreampose.base.downloads import sha256_of
 
     return {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -20,7 +20,9 @@ from diffusers.schedulers import KarrasDiffusionSchedulers, SchedulerMixin
 from diffusers.utils import BaseOutput
 from transformers import CLIPImageProcessor, CLIPVisionModel
 
-from dreampose import paper
+from dreampose.base import paper
+from dreampose.media.canvas import fit_image, fit_pose
+from dreampose.media.images import read_image
 from dreampose.model.adapter import ImageAdapter, adapter_for  # imported here so save/load round-trips it
 from dreampose.model.checks import check_guidance, check_interval, check_size, check_steps
 from dreampose.model.conditioning import (
@@ -37,8 +39,6 @@ from dreampose.model.pose_window import check_pose_array, pose_condition
 from dreampose.model.schedulers import make_scheduler
 from dreampose.model.turbo import DeepCacheUNet
 from dreampose.model.unet import num_pose_frames_of, widen_conv_in
-from pose_extraction.canvas import fit_image, fit_pose
-from pose_extraction.images import read_image
 from pose_extraction.pose_sequence import PoseSequence
 
 __all__ = ["DreamPosePipeline", "DreamPoseOutput", "ImageAdapter"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from dreampose.paper import NUM_POSE_FRAMES
+from dreampose.base.paper import NUM_POSE_FRAMES
 
 POSE_CHANNELS = 2  # U and V
 

@@ -19,7 +19,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from dreampose.downloads import DiskFullError, disk_full_message
+from dreampose.base.downloads import DiskFullError, disk_full_message
 
 # Limits for unpacking: the largest official archive (a subject's three checkpoints) is about 4 GB.
 MAX_UNPACKED_BYTES = 64 * 2**30

@@ -1,15 +1,15 @@
 """Getting one source onto the disk: a URL, a Google Drive file or folder, or a Hugging Face snapshot.
 
-Plain URLs go through ``dreampose.downloads`` (the project's one download helper). Google Drive goes
+Plain URLs go through ``dreampose.base.downloads`` (the project's one download helper). Google Drive goes
 through gdown, which knows Drive's large-file confirmation page and folder listings; since gdown 6.4
 it also reports progress through a callback, resumes ``.part`` files and can be cancelled, so we use
 it as it is (no private API, no tqdm patching) and feed its ``(bytes, total)`` callback into the same
-:class:`~dreampose.downloads.RateMeter` as our own downloads. Hugging Face repositories go through
+:class:`~dreampose.base.downloads.RateMeter` as our own downloads. Hugging Face repositories go through
 ``huggingface_hub`` into its usual cache (so a Stable Diffusion already there is reused); its per-file
 progress comes from the ``tqdm_class`` hook of ``hf_hub_download`` when the installed version has one.
 
-Every function raises :class:`~dreampose.downloads.DownloadError` subclasses with one sentence for the
-user, or :class:`~dreampose.downloads.DownloadCancelled`.
+Every function raises :class:`~dreampose.base.downloads.DownloadError` subclasses with one sentence for the
+user, or :class:`~dreampose.base.downloads.DownloadCancelled`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-from dreampose.downloads import (
+from dreampose.base.downloads import (
     DiskFullError,
     DownloadCancelled,
     DownloadError,

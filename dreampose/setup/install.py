@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dreampose.downloads import (
+from dreampose.base.downloads import (
     CorruptDownloadError,
     DiskFullError,
     DownloadCancelled,

@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from dreampose.downloads import DownloadCancelled, format_bytes, format_duration
+from dreampose.base.downloads import DownloadCancelled, format_bytes, format_duration
 from dreampose.setup.install import SetupOptions, Step, run_setup
 
 log = logging.getLogger(__name__)

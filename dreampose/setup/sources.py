@@ -15,7 +15,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from dreampose.downloads import is_url
+from dreampose.base.downloads import is_url
 
 BASE_MODEL_DRIVE_FILE = "10JjayW2mMqGxhUyM9ds_GHEvuqCTDaH3"  # unet_epoch_20.pth (+ adapter_20.pth)
 DEMO_SUBJECT_DRIVE_FOLDER = "15SaT3kZFRIjxuHT6UrGr6j0183clTK_D"  # unet_epoch_499, adapter_499, vae_1499

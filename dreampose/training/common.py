@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from dreampose.files import remove
+from dreampose.base.files import remove
 
 
 def make_optimizer(params, lr: float, use_8bit: bool = False) -> torch.optim.Optimizer:

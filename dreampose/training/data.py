@@ -30,12 +30,12 @@ import cv2
 import numpy as np
 import torch
 
-from dreampose.files import atomic_file
+from dreampose.base.files import atomic_file
+from dreampose.media.canvas import fit_image, fit_pose
+from dreampose.media.images import read_image
 from dreampose.model.pose_window import pose_condition, pose_window
 from dreampose.training.augment import crop_image, crop_pose
 from dreampose.training.settings import CropScale
-from pose_extraction.canvas import fit_image, fit_pose
-from pose_extraction.images import read_image
 from pose_extraction.pose_sequence import PoseFileError, PoseSequence
 
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")

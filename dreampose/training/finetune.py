@@ -47,15 +47,15 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from dreampose.files import atomic_dir, existing_dir, remove, writable_folder
+from dreampose.base.files import atomic_dir, existing_dir, remove, writable_folder
+from dreampose.media.canvas import fit_image, fit_pose
+from dreampose.media.images import read_image
 from dreampose.model.pose_window import pose_condition
 from dreampose.model.subject import add_lora, load_weights, save_weights, write_description
 from dreampose.training.augment import crop_image, crop_pose
 from dreampose.training.common import make_optimizer, model_fingerprint, publish_entries
 from dreampose.training.losses import denoising_loss, target_latents, training_scheduler
 from dreampose.training.settings import NO_DROPOUT, CropScale, FinetuneSettings
-from pose_extraction.canvas import fit_image, fit_pose
-from pose_extraction.images import read_image
 from pose_extraction.pose_sequence import PoseSequence
 
 CHECKPOINT_DIR = "checkpoint"
@@ -138,7 +138,7 @@ def _subject_poses(photos, images, poses, extractor) -> list[PoseSequence]:
             raise ValueError(f"photo {i + 1} ({_name(images[i])}): its pose frame has no person")
         return [sequence.select([i]) for i in range(len(photos))]
     # Imported here: extraction loads DensePose, which a caller with poses never needs.
-    from dreampose.loading import load_densepose
+    from dreampose.runtime.loading import load_densepose
     from pose_extraction.extract import extract_image_pose
 
     extractor = extractor if extractor is not None else load_densepose()
@@ -470,9 +470,9 @@ class _Trainer:
 def _load_model(model, device):
     """The pipeline in fp32 (trained weights stay fp32; mixed precision is autocast) on the
     device of the one device rule, and the name LoRA results should record as their base."""
-    from dreampose.loading import load_pipeline, pick_device
     from dreampose.model.pipeline import DreamPosePipeline
-    from dreampose.speed import apply_speed_settings, default_speed_settings
+    from dreampose.runtime.loading import load_pipeline, pick_device
+    from dreampose.runtime.speed import apply_speed_settings, default_speed_settings
 
     placement = pick_device(device, "fp32")
     speed = default_speed_settings(placement.device, training=True)
@@ -491,7 +491,7 @@ def _latent_size(pipe, settings: FinetuneSettings) -> tuple[int, int]:
 def _autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``mixed_precision``: "auto" follows the one device rule
     (bf16 or fp16 on GPUs, none on the CPU); bf16 autocast also runs on the CPU."""
-    from dreampose.loading import pick_device, torch_dtype
+    from dreampose.runtime.loading import pick_device, torch_dtype
 
     if mode == "no":
         return None

@@ -1,4 +1,4 @@
-"""Run settings of both training phases, with the paper's defaults (``dreampose.paper``).
+"""Run settings of both training phases, with the paper's defaults (``dreampose.base.paper``).
 
 Frozen dataclasses, checked when made, so a bad value fails before any model is loaded.
 Each field's ``help`` metadata makes its command-line option (``dreampose.cli.options``),
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dreampose import paper
+from dreampose.base import paper
 from dreampose.model.checks import check_seed, check_size
 
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from dreampose.files import atomic_dir, replace_dir, writable_folder
+from dreampose.base.files import atomic_dir, replace_dir, writable_folder
 from dreampose.training.common import make_optimizer, model_fingerprint
 from dreampose.training.losses import denoising_loss, training_scheduler
 from dreampose.training.settings import TrainSettings

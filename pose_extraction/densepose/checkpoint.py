@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dreampose.files import atomic_file
+from dreampose.base.files import atomic_file
 
 logger = logging.getLogger(__name__)
 

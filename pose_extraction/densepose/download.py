@@ -1,6 +1,6 @@
 """Fetching the official DensePose weights into the user's cache, on first use only (never at import).
 
-The transfer itself (progress, resume, checks, atomic rename) is ``dreampose.downloads``, the project's
+The transfer itself (progress, resume, checks, atomic rename) is ``dreampose.base.downloads``, the project's
 one download helper; this module only knows where the DensePose weights come from and go.
 """
 
@@ -11,7 +11,7 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-from dreampose.downloads import DownloadError, ProgressCallback, cache_dir, download, is_url, sha256_of
+from dreampose.base.downloads import DownloadError, ProgressCallback, cache_dir, download, is_url, sha256_of
 
 __all__ = [
     "DEFAULT_WEIGHTS_URL",

@@ -9,8 +9,8 @@ from dataclasses import replace
 import numpy as np
 
 from dreampose.model.tiny import tiny_pipeline
-from dreampose.parallel import callback_chunk_renderer, render_sharded, world
-from dreampose.render import RenderSettings, render_frames
+from dreampose.rendering.parallel import callback_chunk_renderer, render_sharded, world
+from dreampose.rendering.render import RenderSettings, render_frames
 
 NUM_FRAMES = 5  # odd, so the chunks differ in size (3 + 2)
 SETTINGS = RenderSettings(num_inference_steps=2, height=64, width=64, frame_batch_size=2, seed=7)

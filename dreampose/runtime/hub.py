@@ -11,7 +11,7 @@ must be able to load that base too, so a subject whose base is a local folder is
 only with ``base_model`` set to the hub id where that base was published.
 
 :func:`fetch_subject` is the loading side: ``--model owner/name`` of a LoRA subject fetches
-its small folder so :func:`dreampose.loading.load_pipeline` can apply it onto its base.
+its small folder so :func:`dreampose.runtime.loading.load_pipeline` can apply it onto its base.
 """
 
 from __future__ import annotations
@@ -316,8 +316,8 @@ def _usage_lines(model: ModelFolder, repo_id: str) -> list[str]:
         "In Python:",
         "",
         "```python",
-        "from dreampose.loading import load_pipeline",
-        "from dreampose.render import render_video",
+        "from dreampose.runtime.loading import load_pipeline",
+        "from dreampose.rendering.render import render_video",
         "from pose_extraction.pose_sequence import PoseSequence",
         "",
         f'pipe = load_pipeline("{repo_id}")',

@@ -136,10 +136,10 @@ def load_pipeline(
 
     ``cpu_offload`` keeps idle components on the CPU and moves each to the GPU only while it
     runs (for GPUs with little memory); it is ignored on the CPU. ``speed``: the speed
-    settings to apply (``dreampose.speed``; default: what the device gets by default;
+    settings to apply (``dreampose.runtime.speed``; default: what the device gets by default;
     ``SpeedSettings()`` for the plain path).
     """
-    from dreampose.speed import apply_speed_settings, default_speed_settings
+    from dreampose.runtime.speed import apply_speed_settings, default_speed_settings
 
     placement = pick_device(device, dtype)
     pipe = _load(model, placement.dtype)
@@ -162,8 +162,8 @@ def model_numerics(model: str) -> str:
     and for what cannot be read (loading it then says what is wrong)."""
     import json
 
-    from dreampose.hub import fetch_subject, hub_model_index
     from dreampose.model.subject import is_lora_subject, subject_base
+    from dreampose.runtime.hub import fetch_subject, hub_model_index
 
     if model == TINY_MODEL:
         return "dreampose"
@@ -183,8 +183,8 @@ def model_numerics(model: str) -> str:
 
 
 def _load(model: str, dtype: torch.dtype):
-    from dreampose.hub import fetch_subject
     from dreampose.model.subject import apply_subject, is_lora_subject, load_subject, subject_base
+    from dreampose.runtime.hub import fetch_subject
 
     if model == TINY_MODEL:
         from dreampose.model.tiny import tiny_pipeline

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dreampose.files import atomic_file
+from dreampose.base.files import atomic_file
 
 
 def write_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float) -> Path:
@@ -88,7 +88,7 @@ def add_audio(video: str | os.PathLike, source: str | os.PathLike, start: float,
     """
     import subprocess
 
-    from pose_extraction.video_reader import ffmpeg_exe, probe_video
+    from dreampose.media.video_reader import ffmpeg_exe, probe_video
 
     video, source = Path(video), Path(source)
     if not (duration > 0) or start < 0:

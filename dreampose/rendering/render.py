@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dreampose import paper
-from dreampose.files import writable_file, writable_folder
+from dreampose.base import paper
+from dreampose.base.files import writable_file, writable_folder
 from dreampose.model.checks import check_guidance, check_interval, check_seed, check_size, check_steps
 from dreampose.model.schedulers import SAMPLERS, describe_samplers
 from pose_extraction.pose_sequence import PoseSequence
@@ -148,7 +148,7 @@ def render_frames(
     """
     import torch
 
-    from dreampose.speed import auto_frame_batch
+    from dreampose.runtime.speed import auto_frame_batch
 
     selected = list(range(len(poses))) if frames is None else list(frames)
     per_frame = steps_per_frame(pipe, settings)
@@ -273,7 +273,7 @@ def add_sound(
     """
     import logging
 
-    from pose_extraction.video_writer import add_audio
+    from dreampose.media.video_writer import add_audio
 
     if sound is None or not result.frame_indices:
         return
@@ -305,7 +305,7 @@ class VideoWriteError(OSError):
 
 def _write_or_rescue(result: RenderResult, output: Path, fps: float, frames_dir) -> None:
     """Write the mp4; if that fails (disk full, output removed), keep the frames as PNGs."""
-    from pose_extraction.video_writer import write_mp4
+    from dreampose.media.video_writer import write_mp4
 
     try:
         write_mp4(result.frames, output, fps)

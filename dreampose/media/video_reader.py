@@ -8,7 +8,7 @@ Orientation: phones record sideways and store a rotation ("display matrix") in t
 ffmpeg applies it by default ("autorotate", since ffmpeg 2.7), so frames arrive the way a
 player shows them. We never assume the frame size: a one-frame probe run reports the size
 *after* rotation, and that is the size we cut the raw stream into. Photos go through
-the project's one photo loader (``pose_extraction.images``), upright from their EXIF tag.
+the project's one photo loader (``dreampose.media.images``), upright from their EXIF tag.
 
 Frames are always taken by presentation time with ffmpeg's ``fps`` filter, at the target
 fps or else the video's average rate: each output instant gets the source frame shown at
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pose_extraction.images import read_image
+from dreampose.media.images import read_image
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 
