@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from dreampose.cli import main as cli_main
 from dreampose.model.conditioning import vae_pixels
+from dreampose.model.numerics import DREAMPOSE
 from dreampose.model.pipeline import DreamPosePipeline
 from dreampose.model.subject import load_subject
 from dreampose.model.tiny import tiny_pipeline
@@ -87,7 +88,7 @@ def test_each_target_comes_with_its_own_pose():
     generator = torch.Generator().manual_seed(0)
     pairs = set()
     for _ in range(12):
-        conditions, targets, pose = unet_batch(photos, 1, CropScale(1, 1), (8, 8), 5, "dreampose", generator)
+        conditions, targets, pose = unet_batch(photos, 1, CropScale(1, 1), (8, 8), 5, DREAMPOSE, generator)
         i = next(k for k in range(2) if np.array_equal(conditions[0], images[k]))
         j = next(k for k in range(2) if np.array_equal(targets[0], images[k]))
         # A photo's pose window is its own pose five times, at latent size (every 8th pixel).

@@ -9,6 +9,7 @@ from diffusers import UNet2DConditionModel
 
 from dreampose.model.adapter import ImageAdapter
 from dreampose.model.guidance import dual_guidance
+from dreampose.model.numerics import OFFICIAL
 from dreampose.model.pose_window import pose_condition, pose_window
 from dreampose.model.tiny import tiny_stable_diffusion
 from dreampose.model.unet import num_pose_frames_of, widen_conv_in
@@ -82,7 +83,7 @@ def test_pose_window_repeats_the_nearest_frame(index, expected):
 
 
 def test_pose_window_official_numerics_repeat_the_centre():
-    assert pose_window(1, 10, numerics="official") == [1, 0, 1, 2, 3]
+    assert OFFICIAL.pose_window(1, 10, 5) == [1, 0, 1, 2, 3]
 
 
 def test_pose_condition_stacks_the_window_in_order():
@@ -94,7 +95,7 @@ def test_pose_condition_stacks_the_window_in_order():
     per_channel = cond[:, :, 0, 0].numpy()
     np.testing.assert_allclose(per_channel[0], np.repeat([0.1, 0.2, 0.3, 0.4, 0.5], 2), rtol=1e-6)
     np.testing.assert_allclose(per_channel[1], np.repeat([0.4, 0.5, 0.6, 0.6, 0.6], 2), rtol=1e-6)
-    official = pose_condition(uv, [2], (4, 4), numerics="official")
+    official = OFFICIAL.pose_condition(uv, [2], (4, 4), 5)
     np.testing.assert_allclose(
         official[0, :, 0, 0].numpy(), (np.repeat([0.1, 0.2, 0.3, 0.4, 0.5], 2) - 0.5) * 2, rtol=1e-6
     )

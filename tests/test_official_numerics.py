@@ -81,7 +81,7 @@ def test_unconditional_image_is_the_official_transposed_black_image(photo):
     seen = vae_inputs(pipe)
     subject = official_key_frame(photo, HEIGHT, WIDTH)
     with torch.no_grad():
-        uncond, cond, _ = pipe.encode_official(subject, "cpu", torch.float32)
+        uncond, cond, _ = pipe.encode_subject(subject, "cpu", torch.float32)
 
         # The official recipe: zeros((W, H, 3)) -> VAE (raw pixels) -> MaxPool2d(2) -> flatten.
         black = torch.zeros(1, 3, WIDTH, HEIGHT)  # rows and columns swapped
@@ -142,9 +142,7 @@ def test_clip_runs_in_fp32_whatever_the_model_dtype(photo):
     dtypes = []
     pipe.image_encoder.register_forward_pre_hook(lambda module, args: dtypes.append(args[0].dtype))
     with torch.no_grad():
-        uncond, cond, _ = pipe.encode_official(
-            official_key_frame(photo, HEIGHT, WIDTH), "cpu", torch.bfloat16
-        )
+        uncond, cond, _ = pipe.encode_subject(official_key_frame(photo, HEIGHT, WIDTH), "cpu", torch.bfloat16)
     assert dtypes == [torch.float32, torch.float32]
     assert pipe.image_encoder.dtype == torch.float32
     assert cond.dtype == torch.bfloat16  # the rest of the model keeps its dtype

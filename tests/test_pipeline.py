@@ -93,7 +93,7 @@ def test_save_and_load_give_identical_output(tiny_pipe, subject_image, poses, tm
     tiny_pipe.save_pretrained(tmp_path)
     loaded = DreamPosePipeline.from_pretrained(tmp_path)
     loaded.set_progress_bar_config(disable=True)
-    assert loaded.config.tiny_random and loaded.numerics == "dreampose"
+    assert loaded.config.tiny_random and loaded.numerics.name == "dreampose"
     np.testing.assert_array_equal(
         render(tiny_pipe, subject_image, poses, frames=[1]), render(loaded, subject_image, poses, frames=[1])
     )

@@ -180,7 +180,7 @@ def test_pushed_lora_subject_loads_by_hub_id(lora_subject, hub, subject_image, p
     base = render(load_pipeline("tiny", device="cpu"), subject_image, poses)
     np.testing.assert_array_equal(from_hub, from_disk)
     assert not np.array_equal(from_hub, base)  # the subject's weights were applied
-    assert model_numerics("me/subject") == "dreampose"
+    assert model_numerics("me/subject").name == "dreampose"
 
 
 def test_lora_subject_of_a_local_base_needs_the_base_on_the_hub(tmp_path, lora_subject, hub):

@@ -324,9 +324,7 @@ def _place(app, session, raw, subject, align, warnings) -> tuple[Path, PoseSeque
     else:
         write_preview(before, preview)
         # Official models stretch unaligned poses onto the canvas themselves, as the official code does.
-        placed = (
-            place_poses(raw, height, width, numerics=app.numerics) if app.numerics == "official" else before
-        )
+        placed = place_poses(raw, height, width, numerics=app.numerics)
     placed.save(session.poses_path)
     return preview, placed, aligned
 

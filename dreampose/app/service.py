@@ -100,8 +100,9 @@ class AppService:
         )
 
     @property
-    def numerics(self) -> str:
-        """The model's input conventions (read from its folder once, without loading it)."""
+    def numerics(self):
+        """The model's input conventions (``dreampose.model.numerics``), read from its folder
+        once, without loading it."""
         if getattr(self, "_numerics_of", None) != self.model:
             from dreampose.runtime.loading import model_numerics
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dreampose.base import paper
-from dreampose.model.conditioning import NUMERICS
+from dreampose.model.numerics import NUMERICS
 
 
 def add_parser(subparsers) -> None:

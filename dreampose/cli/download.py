@@ -7,6 +7,7 @@ import sys
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from dreampose.model.numerics import NUMERICS
     from dreampose.setup.sources import PARTS
 
     parser = subparsers.add_parser(
@@ -29,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--numerics",
-        choices=("official", "dreampose"),
+        choices=NUMERICS,
         default="official",
         help="input conventions saved in the converted models (default: official, as their code renders)",
     )

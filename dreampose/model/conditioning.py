@@ -1,6 +1,7 @@
-"""Turning a subject photo into the UNet's cross-attention embedding c_I, and the input
-conventions ("numerics") shared by training and inference, so the two can never disagree
-(the official code normalises differently in each). Poses: ``pose_window``.
+"""The steps of the two input conventions ("numerics"), shared by training and inference so
+the two can never disagree (the official code normalises differently in each). Which
+convention a model has is one object, chosen when it loads (``numerics``); this module holds
+the steps that object calls. Poses: ``pose_window``.
 
 Conventions ("dreampose" numerics, the default):
 - Pose maps stay in [0, 1] as DensePose gives them, with 0 meaning "no body". The
@@ -44,56 +45,13 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-NUMERICS = ("dreampose", "official")
 
-
-def check_numerics(numerics: str) -> str:
-    if numerics not in NUMERICS:
-        raise ValueError(f"numerics must be one of {', '.join(NUMERICS)}; got {numerics!r}")
-    return numerics
-
-
-def vae_pixels(images: np.ndarray, numerics: str = "dreampose") -> torch.Tensor:
-    """RGB uint8 (B, H, W, 3) -> VAE input (B, 3, H, W): [-1, 1], or 0..255 (official adapter)."""
+def vae_pixels(images: np.ndarray) -> torch.Tensor:
+    """RGB uint8 (B, H, W, 3) -> VAE input (B, 3, H, W) in [-1, 1], as Stable Diffusion was trained."""
     import torch
 
     pixels = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
-    if numerics == "official":
-        # In (B, 3, H, W) memory order, as the official code's torch.tensor(...) copy: the
-        # layout changes the VAE's rounding, and an all-black image amplifies it into
-        # visible differences of c_I (1.4 in the latents of a black image).
-        return pixels.contiguous()
     return pixels / 127.5 - 1.0
-
-
-def image_embedding(
-    images: np.ndarray,
-    *,
-    vae,
-    image_encoder,
-    feature_extractor,
-    adapter,
-    numerics: str = "dreampose",
-    device: torch.device | str = "cpu",
-    dtype: torch.dtype | None = None,
-) -> torch.Tensor:
-    """c_I = A(c_CLIP, c_VAE) for RGB uint8 images (B, H, W, 3): (B, T, D).
-
-    The VAE contributes the mean of its latent distribution (deterministic), scaled like
-    the diffusion latents. With official numerics CLIP runs in its own dtype (the official
-    code's fp32 when the pipeline keeps it so) on transformers-4.25 preprocessing.
-    """
-    dtype = dtype or next(adapter.parameters()).dtype
-    if numerics == "official":
-        clip_input = official_clip_pixels(images, feature_extractor)
-        clip_dtype = image_encoder.dtype
-    else:
-        clip_input = feature_extractor(images=list(images), return_tensors="pt").pixel_values
-        clip_dtype = dtype
-    clip_tokens = image_encoder(clip_input.to(device=device, dtype=clip_dtype)).last_hidden_state
-    pixels = vae_pixels(images, numerics).to(device=device, dtype=dtype)
-    latents = vae.encode(pixels).latent_dist.mode() * vae.config.scaling_factor
-    return adapter(clip_tokens.to(dtype), latents.to(dtype), fixed_pool=numerics == "official")
 
 
 # --------------------------------------------------------------------------- official numerics
@@ -156,7 +114,7 @@ def official_clip_pixels(images: np.ndarray, processor) -> torch.Tensor:
 def official_pose_condition(
     uv: torch.Tensor,
     indices: list[int],
-    canvas_size: tuple[int, int],
+    canvas_size: tuple[int, int] | None,
     latent_size: tuple[int, int],
     num_pose_frames: int,
 ) -> torch.Tensor:
@@ -164,8 +122,10 @@ def official_pose_condition(
     (B, 2 * num_pose_frames, h, w).
 
     ``uv`` is the whole sequence (N, 2, H, W) in [0, 1], at any size: each pose of the
-    window is stretched to ``canvas_size`` with bilinear interpolation (``test.py``),
-    normalised by (x - 0.5) / 0.5, and resized to ``latent_size`` by nearest (the pipeline).
+    window is stretched to ``canvas_size`` with bilinear interpolation (``test.py``; None:
+    ``uv`` is on the canvas already, as training data is), normalised by (x - 0.5) / 0.5,
+    and resized to ``latent_size`` by nearest (the pipeline). A window neighbour beyond the
+    sequence is the centre frame.
     """
     import torch
     import torch.nn.functional as F
@@ -173,9 +133,10 @@ def official_pose_condition(
     from dreampose.model.pose_window import check_pose_array, pose_channels, pose_window
 
     check_pose_array(uv)
-    windows = [pose_window(i, uv.shape[0], num_pose_frames, "official") for i in indices]
+    windows = [pose_window(i, uv.shape[0], num_pose_frames, repeat_centre=True) for i in indices]
     poses = uv[torch.tensor(windows).flatten()].float()  # (B * F, 2, H, W)
-    poses = F.interpolate(poses, size=tuple(canvas_size), mode="bilinear")
+    if canvas_size is not None:
+        poses = F.interpolate(poses, size=tuple(canvas_size), mode="bilinear")
     poses = (poses - 0.5) / 0.5
     poses = F.interpolate(poses, size=tuple(latent_size), mode="nearest")
     return poses.reshape(len(indices), pose_channels(num_pose_frames), *latent_size)

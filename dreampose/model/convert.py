@@ -3,7 +3,7 @@
 The official files are ``torch.save`` pickles of state dicts, sometimes with the ``module.``
 prefix of DistributedDataParallel. They load with ``weights_only=True`` (never a full
 unpickle), are checked key by key, and are written out as a diffusers-format DreamPose
-model whose config asks for the official numerics (see ``dreampose.model.conditioning``).
+model whose config asks for the official numerics (see ``dreampose.model.numerics``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from dreampose.model.numerics import numerics_for
 from dreampose.model.pipeline import DreamPosePipeline
 
 # What each kind of file must contain, to tell a swapped file apart from a broken one.
@@ -136,7 +137,7 @@ def convert_official(
     pipe = DreamPosePipeline.from_stable_diffusion(
         base_model, image_encoder, training_size=training_size, unet_weights=False, **hub_kwargs
     )
-    pipe.register_to_config(numerics=numerics)
+    pipe.register_to_config(numerics=numerics_for(numerics).name)
     load_checked(pipe.unet, unet_state, "UNet")
     load_checked(pipe.adapter, adapter_state, "adapter")
     if vae_state is not None:

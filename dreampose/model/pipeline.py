@@ -21,21 +21,13 @@ from diffusers.utils import BaseOutput
 from transformers import CLIPImageProcessor, CLIPVisionModel
 
 from dreampose.base import paper
-from dreampose.media.canvas import fit_image, fit_pose
 from dreampose.media.images import read_image
 from dreampose.model.adapter import ImageAdapter, adapter_for  # imported here so save/load round-trips it
 from dreampose.model.checks import check_guidance, check_interval, check_size, check_steps
-from dreampose.model.conditioning import (
-    check_numerics,
-    image_embedding,
-    official_key_frame,
-    official_pose_condition,
-    official_unconditional_image,
-    stretch_contrast,
-    vae_pixels,
-)
+from dreampose.model.conditioning import vae_pixels
 from dreampose.model.guidance import dual_guidance
-from dreampose.model.pose_window import check_pose_array, pose_condition
+from dreampose.model.numerics import Numerics, SubjectEncoding, numerics_for
+from dreampose.model.pose_window import check_pose_array
 from dreampose.model.schedulers import make_scheduler
 from dreampose.model.turbo import DeepCacheUNet
 from dreampose.model.unet import num_pose_frames_of, widen_conv_in
@@ -77,9 +69,9 @@ class DreamPosePipeline(DiffusionPipeline):
             adapter=adapter,
             scheduler=scheduler,
         )
-        # Saved in model_index.json: how inputs are normalised (see conditioning.py), and
+        # Saved in model_index.json: how inputs are prepared (its name; ``numerics``), and
         # whether this is the random test model, so apps can say its frames are noise.
-        self.register_to_config(numerics=check_numerics(numerics), tiny_random=bool(tiny_random))
+        self.register_to_config(numerics=numerics_for(numerics).name, tiny_random=bool(tiny_random))
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
 
     # ------------------------------------------------------------------ building
@@ -121,8 +113,9 @@ class DreamPosePipeline(DiffusionPipeline):
         return num_pose_frames_of(self.unet)
 
     @property
-    def numerics(self) -> str:
-        return self.config.numerics
+    def numerics(self) -> Numerics:
+        """The model's input conventions, as the object that applies them (``numerics``)."""
+        return numerics_for(self.config.numerics)
 
     # ------------------------------------------------------------------ calling
     @torch.no_grad()
@@ -199,48 +192,33 @@ class DreamPosePipeline(DiffusionPipeline):
         seed = generator.initial_seed() if generator is not None else secrets.randbits(63)
         scheduler = self.make_scheduler(scheduler)
 
-        official = self.numerics == "official"
+        numerics = self.numerics
 
         # 2. Place the subject and the poses on the canvas
-        if official:
-            subject = official_key_frame(read_image(image), height, width)
-        else:
-            subject = fit_image(read_image(image), height, width)
-            uv = self.fit_poses(uv, height, width).to(device)
+        subject = numerics.place_subject(read_image(image), height, width)
+        uv = numerics.place_poses(uv, height, width, device)
 
         # 3. Encode the subject image once: the unconditional (black) and the real one
-        if official:
-            uncond_embeds, cond_embeds, subject_latents = self.encode_official(subject, device, dtype)
-        else:
-            uncond_embeds, cond_embeds = self.encode_image(
-                np.stack([np.zeros_like(subject), subject]), device, dtype
-            ).chunk(2)
-            subject_latents = None
+        encoded = numerics.encode_subject(self, subject, device, dtype)
 
         # 4. Sample frame batches
         for start in range(0, len(frames), frame_batch_size):
             batch = frames[start : start + frame_batch_size]
-            if official:
-                pose = official_pose_condition(uv, batch, (height, width), latent_size, self.num_pose_frames)
-            else:
-                pose = pose_condition(uv, batch, latent_size, self.num_pose_frames, self.numerics)
+            pose = numerics.pose_condition(uv, batch, latent_size, self.num_pose_frames, (height, width))
             noise = self.prepare_noise(batch, latent_size, seed, same_noise_for_all_frames)
             latents = self.denoise(
                 scheduler,
                 noise.to(device=device, dtype=dtype),
                 pose.to(device=device, dtype=dtype),
-                uncond_embeds,
-                cond_embeds,
+                encoded,
                 image_guidance_scale,
                 pose_guidance_scale,
                 num_inference_steps,
-                subject_latents,
                 batch,
                 callback_on_step_end,
                 turbo,
             )
-            images = self.decode_latents(latents)
-            yield batch, stretch_contrast(images) if official and contrast_stretch else images
+            yield batch, numerics.finish_frames(self.decode_latents(latents), contrast_stretch)
         self.maybe_free_model_hooks()  # with CPU offload: move the last model off the GPU
 
     def make_scheduler(self, scheduler: str | SchedulerMixin | None = None) -> SchedulerMixin:
@@ -282,25 +260,13 @@ class DreamPosePipeline(DiffusionPipeline):
             raise ValueError(f"frame {bad[0]} is out of range: the poses have frames 0..{num_frames - 1}")
         return frames
 
-    @staticmethod
-    def fit_poses(uv: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        if tuple(uv.shape[-2:]) == (height, width):
-            return uv
-        fitted, _, _ = fit_pose(uv.numpy(), None, height, width)
-        return torch.from_numpy(fitted)
-
     def encode_image(self, images: np.ndarray, device, dtype) -> torch.Tensor:
-        """The adapter's embedding c_I for RGB uint8 images (B, H, W, 3)."""
-        return image_embedding(
-            images,
-            vae=self.vae,
-            image_encoder=self.image_encoder,
-            feature_extractor=self.feature_extractor,
-            adapter=self.adapter,
-            numerics=self.numerics,
-            device=device,
-            dtype=dtype,
-        )
+        """The adapter's embedding c_I for RGB uint8 images (B, H, W, 3), in the model's numerics."""
+        return self.numerics.encode_image(self, images, device, dtype)
+
+    def encode_subject(self, subject: np.ndarray, device, dtype) -> SubjectEncoding:
+        """The subject photo on the canvas (H, W, 3) as sampling reads it (``SubjectEncoding``)."""
+        return self.numerics.encode_subject(self, subject, device, dtype)
 
     def encode_latents(self, image: np.ndarray, device, dtype) -> torch.Tensor:
         """Diffusion-space latents of one RGB uint8 image (1, 4, h, w)."""
@@ -326,12 +292,10 @@ class DreamPosePipeline(DiffusionPipeline):
         scheduler,
         latents,
         pose,
-        uncond_embeds,
-        cond_embeds,
+        subject: SubjectEncoding,
         image_guidance_scale,
         pose_guidance_scale,
         num_inference_steps,
-        subject_latents,
         frame_indices,
         callback_on_step_end,
         turbo: int | None = None,
@@ -341,13 +305,12 @@ class DreamPosePipeline(DiffusionPipeline):
         batch = latents.shape[0]
         scheduler.set_timesteps(num_inference_steps, device=latents.device)
         timesteps = scheduler.timesteps
-        if subject_latents is None:
-            latents = latents * scheduler.init_noise_sigma
-        else:  # official: the subject's latents noised to the first timestep (strength 1)
-            latents = scheduler.add_noise(subject_latents.expand_as(latents), latents, timesteps[:1])
+        latents = self.numerics.start_latents(scheduler, latents, subject)
         no_pose = torch.zeros_like(pose)
         pose_in = torch.cat([no_pose, pose, no_pose])
-        embeds = torch.cat([uncond_embeds.expand(batch, -1, -1), cond_embeds.expand(2 * batch, -1, -1)])
+        embeds = torch.cat(
+            [subject.unconditional.expand(batch, -1, -1), subject.conditional.expand(2 * batch, -1, -1)]
+        )
         # Turbo: a fresh DeepCache wrapper per frame batch, so no two loops share its cache.
         unet = self.unet if turbo is None else DeepCacheUNet(self.unet, interval=turbo)
 
@@ -375,18 +338,3 @@ class DreamPosePipeline(DiffusionPipeline):
         images = self.vae.decode(latents / self.vae.config.scaling_factor).sample
         images = (images.float() / 2 + 0.5).clamp(0, 1)
         return (images.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).cpu().numpy()
-
-    # ------------------------------------------------------------------ official numerics
-    def encode_official(self, subject: np.ndarray, device, dtype) -> tuple[torch.Tensor, ...]:
-        """Official numerics: c_I of the official (transposed) black image and of the
-        stretched subject (H, W, 3), and the subject's latents that sampling starts from.
-
-        CLIP runs in fp32, as in the official code (which runs it on the CPU), whatever
-        dtype the rest of the model has.
-        """
-        if self.image_encoder.dtype != torch.float32:
-            self.image_encoder.to(dtype=torch.float32)
-        height, width = subject.shape[:2]
-        uncond = self.encode_image(official_unconditional_image(height, width), device, dtype)
-        cond = self.encode_image(subject[None], device, dtype)
-        return uncond, cond, self.encode_latents(subject, device, dtype)

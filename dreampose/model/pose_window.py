@@ -3,8 +3,8 @@ i-2 .. i+2, resized to the latent grid and stacked as 10 extra UNet input channe
 
 Pose maps reach the latent grid by nearest-neighbour resizing (as the official code):
 averaging would invent UV values that belong to no body part. Beyond the ends of a
-sequence the window repeats the nearest existing frame; "official" numerics (see
-``conditioning``) repeat the centre frame and normalise to [-1, 1] instead.
+sequence the window repeats the nearest existing frame; official numerics (``numerics``)
+repeat the centre frame and normalise to [-1, 1] instead.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ def pose_channels(num_pose_frames: int) -> int:
 
 
 def pose_window(
-    index: int, num_frames: int, num_pose_frames: int = NUM_POSE_FRAMES, numerics: str = "dreampose"
+    index: int, num_frames: int, num_pose_frames: int = NUM_POSE_FRAMES, repeat_centre: bool = False
 ) -> list[int]:
     """Frame indices of the pose window centred on ``index``.
 
     Beyond the ends of the sequence we repeat the nearest frame that exists (so frame 1 of a
-    sequence reads 0, 0, 1, 2, 3); official numerics repeat the centre frame instead.
+    sequence reads 0, 0, 1, 2, 3); ``repeat_centre`` (the official code) repeats the centre
+    frame instead.
     """
     if not 0 <= index < num_frames:
         raise ValueError(f"frame {index} is out of range for a sequence of {num_frames} frames")
@@ -37,7 +38,7 @@ def pose_window(
         if 0 <= j < num_frames:
             window.append(j)
         else:
-            window.append(index if numerics == "official" else min(max(j, 0), num_frames - 1))
+            window.append(index if repeat_centre else min(max(j, 0), num_frames - 1))
     return window
 
 
@@ -46,19 +47,17 @@ def pose_condition(
     indices: list[int],
     latent_size: tuple[int, int],
     num_pose_frames: int = NUM_POSE_FRAMES,
-    numerics: str = "dreampose",
 ) -> torch.Tensor:
-    """The UNet's pose input for target frames ``indices``: (B, 2 * num_pose_frames, h, w).
+    """The UNet's pose input for target frames ``indices``: (B, 2 * num_pose_frames, h, w),
+    in this project's convention (official numerics: ``conditioning.official_pose_condition``).
 
     ``uv`` is the whole sequence (N, 2, H, W) with values in [0, 1].
     """
     check_pose_array(uv)
-    windows = [pose_window(i, uv.shape[0], num_pose_frames, numerics) for i in indices]
+    windows = [pose_window(i, uv.shape[0], num_pose_frames) for i in indices]
     index = torch.tensor(windows, device=uv.device).flatten()
     poses = uv[index].float()  # (B * F, 2, H, W)
     poses = F.interpolate(poses, size=tuple(latent_size), mode="nearest")
-    if numerics == "official":
-        poses = (poses - 0.5) / 0.5
     return poses.reshape(len(indices), pose_channels(num_pose_frames), *latent_size)
 
 

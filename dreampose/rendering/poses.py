@@ -14,8 +14,8 @@ import os
 import zipfile
 from pathlib import Path
 
+from dreampose.model.numerics import DREAMPOSE, Numerics
 from pose_extraction.official import import_official
-from pose_extraction.placement import place_on_canvas
 from pose_extraction.pose_sequence import MAX_LOAD_BYTES, PoseSequence
 
 OFFICIAL_FPS = 30.0  # the official layout stores no frame rate; UBC Fashion videos are 30 fps
@@ -59,7 +59,7 @@ def place_poses(
     width: int,
     subject_pose: PoseSequence | None = None,
     align: bool = True,
-    numerics: str = "dreampose",
+    numerics: Numerics = DREAMPOSE,
 ) -> PoseSequence:
     """Fit ``poses`` onto the height x width canvas; with the subject photo's pose and
     ``align``, scale and shift them so the first frame's body stands where the subject's does.
@@ -67,6 +67,4 @@ def place_poses(
     For a model with official numerics and no subject pose the poses stay as they are: its
     pipeline stretches them onto the canvas as the official code does.
     """
-    if numerics == "official" and subject_pose is None:
-        return poses
-    return place_on_canvas(poses, height, width, subject=subject_pose, align=align)
+    return numerics.place_driving_poses(poses, height, width, subject_pose, align)

@@ -290,18 +290,9 @@ def _shown(shown) -> str:
 
 
 def _numerics_text(numerics: str) -> str:
-    if numerics == "official":
-        return (
-            '`numerics: "official"`: inputs are prepared as the official inference code prepares them '
-            "(photo and poses stretched to 640 x 512, poses normalised to [-1, 1], the adapter's VAE input "
-            "in raw 0..255 pixels, transformers-4.25 CLIP preprocessing, frames contrast-stretched), so "
-            "the model renders what its authors' code renders. Two things differ on purpose, so that a "
-            "seed always gives the same video: the VAE posterior mean instead of a sample, and seeded noise."
-        )
-    return (
-        '`numerics: "dreampose"`: the app\'s own convention: poses in [0, 1] (0 = no body), images in [-1, 1] '
-        "for the VAE, photo and poses letterboxed onto the canvas without distortion."
-    )
+    from dreampose.model.numerics import numerics_for
+
+    return f'`numerics: "{numerics}"`: {numerics_for(numerics).summary}'
 
 
 def _usage_lines(model: ModelFolder, repo_id: str) -> list[str]:

@@ -156,17 +156,18 @@ def load_pipeline(
     return pipe
 
 
-def model_numerics(model: str) -> str:
-    """The input conventions ("numerics") a model asks for, from its ``model_index.json``
-    without loading weights; a LoRA subject has its base's. "dreampose" for the tiny model
-    and for what cannot be read (loading it then says what is wrong)."""
+def model_numerics(model: str):
+    """The input conventions (``dreampose.model.numerics``) a model asks for, from its
+    ``model_index.json`` without loading weights; a LoRA subject has its base's. Our own
+    for the tiny model and for what cannot be read (loading it then says what is wrong)."""
     import json
 
+    from dreampose.model.numerics import DREAMPOSE, numerics_for
     from dreampose.model.subject import is_lora_subject, subject_base
     from dreampose.runtime.hub import fetch_subject, hub_model_index
 
     if model == TINY_MODEL:
-        return "dreampose"
+        return DREAMPOSE
     path = Path(model).expanduser()
     if not path.exists():
         path = fetch_subject(model) or path
@@ -177,9 +178,9 @@ def model_numerics(model: str) -> str:
             index = json.loads((path / "model_index.json").read_text())
         else:
             index = hub_model_index(model) or {}
+        return numerics_for(str(index.get("numerics", DREAMPOSE.name)))
     except (OSError, ValueError):
-        return "dreampose"
-    return str(index.get("numerics", "dreampose"))
+        return DREAMPOSE
 
 
 def _load(model: str, dtype: torch.dtype):

@@ -33,7 +33,7 @@ import torch
 from dreampose.base.files import atomic_file
 from dreampose.media.canvas import fit_image, fit_pose
 from dreampose.media.images import read_image
-from dreampose.model.pose_window import pose_condition, pose_window
+from dreampose.model.numerics import DREAMPOSE, Numerics
 from dreampose.training.augment import crop_image, crop_pose
 from dreampose.training.settings import CropScale
 from pose_extraction.pose_sequence import PoseFileError, PoseSequence
@@ -90,7 +90,7 @@ class PairDataset(torch.utils.data.Dataset):
         height: int = 640,
         width: int = 512,
         num_pose_frames: int = 5,
-        numerics: str = "dreampose",
+        numerics: Numerics = DREAMPOSE,
         crop: CropScale | None = None,
         seed: int = 0,
         vae_scale_factor: int = 8,
@@ -122,14 +122,14 @@ class PairDataset(torch.utils.data.Dataset):
         i = int(torch.randint(0, n - 1, (1,), generator=generator))
         i += i >= j  # any frame but the target
         poses = self.pose_cache(v)
-        window = np.asarray(poses[pose_window(j, n, self.num_pose_frames, self.numerics)], np.float32)
+        window = np.asarray(poses[self.numerics.pose_window(j, n, self.num_pose_frames)], np.float32)
         target = self.frame(video, j)
         if self.crop is not None:
             box = self.crop.sample(generator)
             target, window = crop_image(target, box), crop_pose(window, box)
         centre = self.num_pose_frames // 2  # the window's own window is itself
-        pose = pose_condition(
-            torch.from_numpy(window), [centre], self.latent_size, self.num_pose_frames, self.numerics
+        pose = self.numerics.pose_condition(
+            torch.from_numpy(window), [centre], self.latent_size, self.num_pose_frames
         )
         return {
             "subject": torch.from_numpy(self.frame(video, i)),

@@ -50,7 +50,7 @@ from safetensors.torch import load_file, save_file
 from dreampose.base.files import atomic_dir, existing_dir, remove, writable_folder
 from dreampose.media.canvas import fit_image, fit_pose
 from dreampose.media.images import read_image
-from dreampose.model.pose_window import pose_condition
+from dreampose.model.numerics import Numerics
 from dreampose.model.subject import add_lora, load_weights, save_weights, write_description
 from dreampose.training.augment import crop_image, crop_pose
 from dreampose.training.common import make_optimizer, model_fingerprint, publish_entries
@@ -173,7 +173,7 @@ def unet_batch(
     crop: CropScale,
     latent_size: tuple[int, int],
     num_pose_frames: int,
-    numerics: str,
+    numerics: Numerics,
     generator: torch.Generator,
 ) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
     """(condition images, target images, target poses) for one UNet step.
@@ -190,7 +190,7 @@ def unet_batch(
         conditions.append(subject.images[i])
         targets.append(crop_image(subject.images[j], box))
         uv = torch.from_numpy(crop_pose(subject.uv[j], box))[None]  # (1, 2, H, W)
-        poses.append(pose_condition(uv, [0], latent_size, num_pose_frames, numerics))
+        poses.append(numerics.pose_condition(uv, [0], latent_size, num_pose_frames))
     return np.stack(conditions), np.stack(targets), torch.cat(poses)
 
 

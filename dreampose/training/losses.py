@@ -4,7 +4,8 @@ One function computes the loss for a batch of (subject image, target image, targ
 window) triples, using the same input conventions as inference (``dreampose.model.conditioning``),
 so what the UNet sees while learning is exactly what it sees while sampling:
 
-- c_I: the subject image through CLIP and the VAE, then the adapter (``image_embedding``);
+- c_I: the subject image through CLIP and the VAE, then the adapter (the model's
+  ``numerics.encode_image``, which the pipeline's ``encode_image`` calls too);
   a dropped image is the all-black image taken through the same path, which is the
   pipeline's unconditional image.
 - c_P: the 5-pose window at latent size (``pose_condition``); a dropped pose is all zeros,
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
 
-from dreampose.model.conditioning import image_embedding, vae_pixels
+from dreampose.model.conditioning import vae_pixels
 from dreampose.training.settings import NO_DROPOUT, ConditionDropout
 
 
@@ -53,7 +54,8 @@ def denoising_loss(
 
     ``subject_images`` and ``target_images`` are RGB uint8 (B, H, W, 3) on the canvas;
     ``pose`` is the target's pose window from ``pose_condition`` (B, 2 * frames, h, w).
-    ``pipe`` supplies vae, image_encoder, feature_extractor, unet, adapter and numerics;
+    ``pipe`` supplies ``encode_image``, ``vae`` and ``unet`` (a pipeline, or ``train``'s
+    wrapped modules);
     gradients reach whichever of the UNet and adapter require them. All randomness comes
     from ``generator`` (CPU), so a resumed run draws the same numbers.
     """
@@ -66,16 +68,7 @@ def denoising_loss(
     subjects = np.where(drop_image.numpy()[:, None, None, None], 0, subject_images).astype(np.uint8)
     # CLIP and the VAE are frozen (no parameter requires grad), so autograd records a
     # graph only from the adapter on.
-    c_image = image_embedding(
-        subjects,
-        vae=pipe.vae,
-        image_encoder=pipe.image_encoder,
-        feature_extractor=pipe.feature_extractor,
-        adapter=pipe.adapter,
-        numerics=pipe.numerics,
-        device=device,
-        dtype=dtype,
-    )
+    c_image = pipe.encode_image(subjects, device, dtype)
     pose = (
         pose.to(device=device, dtype=dtype) * (~drop_pose).to(device=device, dtype=dtype)[:, None, None, None]
     )

@@ -18,7 +18,6 @@ import json
 import math
 import os
 import shutil
-import types
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from dreampose.base.files import atomic_dir, replace_dir, writable_folder
+from dreampose.model.numerics import Numerics
 from dreampose.training.common import make_optimizer, model_fingerprint
 from dreampose.training.losses import denoising_loss, training_scheduler
 from dreampose.training.settings import TrainSettings
@@ -45,6 +45,23 @@ class TrainResult:
 
 
 StepCallback = Callable[[int, float], None]
+
+
+@dataclass
+class TrainingParts:
+    """The pipeline's parts as the training loop holds them (UNet and adapter wrapped by
+    accelerate) with the pipeline's image encoder, so the loss sees c_I exactly as sampling
+    computes it (``DreamPosePipeline.encode_image`` calls the same numerics method)."""
+
+    unet: torch.nn.Module
+    adapter: torch.nn.Module
+    vae: torch.nn.Module
+    image_encoder: torch.nn.Module
+    feature_extractor: object
+    numerics: Numerics
+
+    def encode_image(self, images: np.ndarray, device, dtype) -> torch.Tensor:
+        return self.numerics.encode_image(self, images, device, dtype)
 
 
 def train(
@@ -140,14 +157,7 @@ def train(
 
     # 4. Loop
     noise_scheduler = training_scheduler(pipe.scheduler.config)
-    parts = types.SimpleNamespace(
-        unet=unet,
-        adapter=adapter,
-        vae=pipe.vae,
-        image_encoder=pipe.image_encoder,
-        feature_extractor=pipe.feature_extractor,
-        numerics=pipe.numerics,
-    )
+    parts = TrainingParts(unet, adapter, pipe.vae, pipe.image_encoder, pipe.feature_extractor, pipe.numerics)
     losses: list[float] = []
     micro_batches_done = step * settings.gradient_accumulation_steps
     while step < total:
@@ -291,7 +301,7 @@ def _write_sample(
         unet=accelerator.unwrap_model(unet),
         adapter=accelerator.unwrap_model(adapter),
         scheduler=pipe.scheduler,
-        numerics=pipe.numerics,
+        numerics=pipe.numerics.name,
     )
     sampler.set_progress_bar_config(disable=True)
     poses = np.asarray(data.pose_cache(0), np.float32)
