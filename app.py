@@ -40,7 +40,8 @@ from dreampose.app.zerogpu import gpu
 from dreampose.cli.options import add_speed_arguments, speed_settings
 from dreampose.model.schedulers import SAMPLERS
 from dreampose.rendering.render import RenderSettings, parse_scales
-from dreampose.runtime.loading import DEVICE_HELP, DTYPE_CHOICES, DTYPE_HELP, MODEL_ENV, resolve_model
+from dreampose.runtime.loading import DEVICE_HELP, DTYPE_CHOICES, DTYPE_HELP
+from dreampose.runtime.references import MODEL_ENV, chosen_model
 
 log = logging.getLogger("dreampose.app")
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -756,8 +757,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--model",
         default=None,
-        help="DreamPose model folder or hub id; 'tiny' = random test model "
-        "(default: $DREAMPOSE_MODEL, else the official model, set up automatically on first start)",
+        help="DreamPose model folder, finetuned subject or hub id; 'demo' = the demo model, 'tiny' = "
+        "random test model (default: $DREAMPOSE_MODEL, else the official model, set up automatically on "
+        "first start)",
     )
     parser.add_argument(
         "--no-download",
@@ -792,7 +794,7 @@ def build_service(args: argparse.Namespace, **kwargs) -> AppService:
     chosen = args.model or os.environ.get(MODEL_ENV)
     setup = SetupOptions() if not chosen and auto_download_enabled(args.no_download) else None
     return AppService(
-        resolve_model(args.model),
+        chosen_model(args.model),
         densepose_weights=args.densepose_weights,
         device=args.device,
         dtype=args.dtype,

@@ -19,6 +19,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from tests.helpers.app import PHOTO, VIDEO, launch_tiny_app, one_torch_thread
+from tests.helpers.models import tiny_lora_subject
 
 pytestmark = pytest.mark.slow
 
@@ -133,6 +134,29 @@ def test_the_whole_flow_on_defaults(app_url):
     assert any(text and text.startswith("Rendering frame") for text in progress), progress
 
 
+def test_a_local_lora_subject_folder_runs_in_the_page_as_in_the_cli(app_url, tmp_path):
+    """`--model SUBJECT_FOLDER` of a LoRA subject (what `dreampose finetune --lora-rank` writes):
+    the page opens on it and its steps render with the subject applied onto its base."""
+    subject = tiny_lora_subject(tmp_path / "subject")
+    demo, service = launch_tiny_app(tmp_path / "sessions", model=str(subject), max_pose_frames=POSE_FRAMES)
+    try:
+        assert service.status.ready and service.is_tiny  # its base is the tiny model: test mode
+        client = Client(demo.local_url, verbose=False)
+        assert "/preview" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        _extract(client)
+        image, status = client.predict(api_name="/preview")
+        assert status == "Frame 0: seed 0, sI 8, sP 3, 5 dpm++ steps, the base model (not finetuned)."
+        from_subject = _png(image)
+    finally:
+        demo.close()
+        service.close()
+    base = Client(app_url, verbose=False)  # the same request on the tiny model itself
+    _extract(base)
+    from_base = _png(base.predict(api_name="/preview")[0])
+    assert from_subject.shape == from_base.shape == (64, 64, 3)
+    assert not np.array_equal(from_subject, from_base), "the subject's weights were applied"
+
+
 def test_photos_reach_the_photo_loader_as_uploaded(app_url, tmp_path):
     """The upload is not decoded by Gradio first: a damaged photo gets the loader's own sentence
     (not Gradio's generic "upstream" error), and a transparent background is put onto white as
@@ -173,15 +197,15 @@ def test_without_a_model_and_downloads_off_the_page_explains_setup(tmp_path, mon
     import gradio as gr
 
     from app import build_service, create_demo, parse_args
-    from dreampose.runtime.loading import resolve_model
+    from dreampose.runtime.references import chosen_model
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DREAMPOSE_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("DREAMPOSE_MODEL", raising=False)
     monkeypatch.delenv("DREAMPOSE_NO_DOWNLOAD", raising=False)
-    assert resolve_model(None) == "models/dreampose"
+    assert chosen_model(None) == "models/dreampose"
     monkeypatch.setenv("DREAMPOSE_MODEL", "tiny")
-    assert resolve_model(parse_args([]).model) == "tiny"
+    assert chosen_model(parse_args([]).model) == "tiny"
     monkeypatch.delenv("DREAMPOSE_MODEL")
     assert parse_args(["--model", "x", "--port", "7000", "--share"]).port == 7000
 

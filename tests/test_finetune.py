@@ -11,8 +11,8 @@ from dreampose.cli import main as cli_main
 from dreampose.model.conditioning import vae_pixels
 from dreampose.model.numerics import DREAMPOSE
 from dreampose.model.pipeline import DreamPosePipeline
-from dreampose.model.subject import load_subject
 from dreampose.model.tiny import tiny_pipeline
+from dreampose.runtime.loading import load_pipeline
 from dreampose.training.finetune import (
     finetune,
     prepare_subject,
@@ -121,7 +121,9 @@ def test_cancel_stops_within_a_step_and_resume_matches_an_uninterrupted_run(tmp_
     assert stopped.cancelled and stopped.steps_done == {"unet": 2, "vae": 0}
     assert seen == [("unet", 1, 4), ("unet", 2, 4)]
     assert (out / "checkpoint" / "state.json").is_file()
-    assert isinstance(load_subject(out), DreamPosePipeline), "what finished is a loadable model"
+    assert isinstance(load_pipeline(str(out), device="cpu"), DreamPosePipeline), (
+        "what finished is a loadable model"
+    )
 
     with pytest.raises(ValueError, match="resume"):
         finetune(base_dir, images, out, poses=poses, settings=settings)
@@ -160,7 +162,7 @@ def test_lora_changes_only_lora_weights_and_loads_onto_the_base(tmp_path, base_d
     full_size = (base_dir / "unet" / "diffusion_pytorch_model.safetensors").stat().st_size
     assert (tmp_path / "lora" / "unet_lora.safetensors").stat().st_size < full_size / 3
 
-    loaded = load_subject(tmp_path / "lora")
+    loaded = load_pipeline(str(tmp_path / "lora"), device="cpu")
     x = torch.randn(1, 14, 8, 8, generator=torch.Generator().manual_seed(1))
     embeds = torch.randn(1, 17, 32, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():

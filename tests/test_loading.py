@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dreampose.runtime import loading
+from dreampose.runtime import loading, references
 from dreampose.runtime.loading import pick_device
 
 
@@ -73,12 +73,12 @@ def test_finetuning_mixed_precision_follows_the_same_rule(machine):
 
 
 def test_model_names_resolve_in_order(monkeypatch, tmp_path):
-    monkeypatch.delenv(loading.MODEL_ENV, raising=False)
+    monkeypatch.delenv(references.MODEL_ENV, raising=False)
     monkeypatch.setenv("DREAMPOSE_CACHE", str(tmp_path / "empty-cache"))
-    assert loading.resolve_model("given") == "given"
-    assert loading.resolve_model() == str(loading.DEFAULT_MODEL_DIR)
-    monkeypatch.setenv(loading.MODEL_ENV, "from-env")
-    assert loading.resolve_model() == "from-env"
+    assert references.chosen_model("given") == "given"
+    assert references.chosen_model() == str(references.DEFAULT_MODEL_DIR)
+    monkeypatch.setenv(references.MODEL_ENV, "from-env")
+    assert references.chosen_model() == "from-env"
 
 
 def test_loading_names_what_is_wrong(tmp_path):

@@ -15,10 +15,11 @@ import pytest
 import torch
 
 from dreampose.cli import main
-from dreampose.model.subject import SUBJECT_FILE, add_lora, save_weights, write_description
+from dreampose.model.subject import SUBJECT_FILE, write_description
 from dreampose.model.tiny import tiny_pipeline
 from dreampose.runtime.hub import push_model
 from tests.helpers.download import official_files
+from tests.helpers.models import tiny_lora_subject
 from tests.helpers.poses import SIZE
 
 
@@ -76,18 +77,7 @@ def hub(tmp_path, monkeypatch) -> FakeHub:
 @pytest.fixture
 def lora_subject(tmp_path) -> Path:
     """A LoRA subject of the tiny model whose LoRA, adapter and decoder all changed."""
-    pipe = tiny_pipeline(seed=0)
-    add_lora(pipe.unet, rank=4)
-    torch.manual_seed(3)
-    with torch.no_grad():
-        for name, param in pipe.unet.named_parameters():
-            if "lora_B" in name:  # B starts at zero: the LoRA would change nothing
-                param.normal_(0, 0.5)
-        pipe.adapter.vae2clip.bias.add_(1.0)
-    folder = tmp_path / "subject"
-    folder.mkdir()
-    save_weights(pipe, folder, lora_rank=4)
-    write_description(folder, "tiny", 4, {"unet": 5, "vae": 0})
+    folder = tiny_lora_subject(tmp_path / "subject")
     (folder / "checkpoint").mkdir()  # resumable state left by an interrupted run: not for the hub
     (folder / "checkpoint" / "optimizer.pt").write_bytes(b"not for the hub")
     return folder
@@ -161,7 +151,8 @@ def test_pickled_weights_are_not_published(tmp_path, hub):
 
 # --------------------------------------------------------------------------- LoRA subjects
 def test_pushed_lora_subject_loads_by_hub_id(lora_subject, hub, subject_image, poses):
-    from dreampose.runtime.loading import load_pipeline, model_numerics
+    from dreampose.runtime.loading import load_pipeline
+    from dreampose.runtime.references import resolve
 
     assert main(["push-to-hub", str(lora_subject), "me/subject"]) == 0
     uploaded = hub.files("me/subject")
@@ -180,7 +171,7 @@ def test_pushed_lora_subject_loads_by_hub_id(lora_subject, hub, subject_image, p
     base = render(load_pipeline("tiny", device="cpu"), subject_image, poses)
     np.testing.assert_array_equal(from_hub, from_disk)
     assert not np.array_equal(from_hub, base)  # the subject's weights were applied
-    assert model_numerics("me/subject").name == "dreampose"
+    assert resolve("me/subject").numerics().name == "dreampose"
 
 
 def test_lora_subject_of_a_local_base_needs_the_base_on_the_hub(tmp_path, lora_subject, hub):

@@ -7,13 +7,13 @@ session (rendering is read-only for the models; each render makes its own sample
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from dreampose.app.messages import MISSING_MODEL_HELP, UserError
+from dreampose.app.messages import MISSING_MODEL_HELP, UserError, for_page, sentence
 from dreampose.runtime import loading
+from dreampose.runtime.references import DEMO, resolve
 
 TINY_CANVAS = (128, 128)  # the tiny model renders noise: keep it small and fast
 
@@ -29,26 +29,15 @@ class ModelStatus:
 
 
 def model_status(model: str) -> ModelStatus:
-    """Ready for ``tiny``, a model folder, or something shaped like a hub id (``owner/name``)."""
-    if model == loading.TINY_MODEL:
-        return ModelStatus(model, True, tiny=True)
-    path = Path(model).expanduser()
-    index = path / "model_index.json"
-    if path.is_dir() and index.is_file():
-        return ModelStatus(model, True, tiny=bool(json.loads(index.read_text()).get("tiny_random")))
-    if path.exists():
-        return ModelStatus(
-            model,
-            False,
-            MISSING_MODEL_HELP.format(model=model)
-            + f"\n`{model}` exists but is not a DreamPose model folder (it has no `model_index.json`).",
-        )
-    looks_local = (
-        model.startswith((".", "/", "~")) or model.count("/") != 1 or path == loading.DEFAULT_MODEL_DIR
-    )
-    if looks_local:
-        return ModelStatus(model, False, MISSING_MODEL_HELP.format(model=model))
-    return ModelStatus(model, True)  # a hub id: from_pretrained downloads it on first use
+    """Ready for whatever loads (``references.resolve``: tiny, demo, a model or LoRA subject
+    folder, a hub id, which is downloaded on first use); else how to get a model."""
+    ref = resolve(model)
+    if ref.loadable:
+        return ModelStatus(model, True, tiny=ref.tiny_random)
+    message = MISSING_MODEL_HELP.format(model=model)
+    if ref.kind != "missing" or ref.name == DEMO:  # say what is wrong with what is there
+        message += f"\n{for_page(sentence(ref.problem))}"
+    return ModelStatus(model, False, message)
 
 
 class ModelCache:

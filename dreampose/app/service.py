@@ -104,9 +104,9 @@ class AppService:
         """The model's input conventions (``dreampose.model.numerics``), read from its folder
         once, without loading it."""
         if getattr(self, "_numerics_of", None) != self.model:
-            from dreampose.runtime.loading import model_numerics
+            from dreampose.runtime.references import resolve
 
-            self._numerics, self._numerics_of = model_numerics(self.model), self.model
+            self._numerics, self._numerics_of = resolve(self.model).numerics(), self.model
         return self._numerics
 
     # ------------------------------------------------------------------ model setup

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     import threading
 
     from dreampose.base.files import writable_folder
-    from dreampose.runtime.loading import resolve_model
+    from dreampose.runtime.references import chosen_model
     from dreampose.training.finetune import finetune
     from dreampose.training.settings import FinetuneSettings
 
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     cancel = threading.Event()
     with stop_on_interrupt(cancel):
         result = finetune(
-            resolve_model(args.model),
+            chosen_model(args.model),
             args.image,
             args.output,
             poses=args.poses,

@@ -117,8 +117,9 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="DreamPose model folder, hub id or finetuned subject; 'tiny' = random test model "
-        "(default: $DREAMPOSE_MODEL, else models/dreampose)",
+        help="DreamPose model folder, hub id or finetuned subject; 'demo' = the demo model, "
+        "'tiny' = random test model (default: $DREAMPOSE_MODEL, else the model `dreampose download` "
+        "set up, else models/dreampose)",
     )
     parser.add_argument("--image", required=True, help="photo of the subject")
     parser.add_argument(
@@ -167,24 +168,25 @@ def render_inputs(args: argparse.Namespace):
     """(settings, poses on the canvas) from the `preview`/`render` options."""
     from dreampose.rendering.poses import load_driving_poses, place_poses
     from dreampose.rendering.render import RenderSettings
-    from dreampose.runtime.loading import model_numerics, resolve_model
+    from dreampose.runtime.references import resolve
     from pose_extraction.pose_sequence import PoseSequence
 
     settings = settings_from_args(RenderSettings, args)
     poses = load_driving_poses(args.poses)
     subject = PoseSequence.load(args.subject_pose) if args.subject_pose else None
-    numerics = model_numerics(resolve_model(args.model))  # official models place poses their own way
+    numerics = resolve(args.model).numerics()  # official models place poses their own way
     return settings, place_poses(poses, settings.height, settings.width, subject, numerics=numerics)
 
 
 def load_model(args: argparse.Namespace, settings=None):
     """The model named by ``--model`` on the device of ``--device``/``--dtype``, with the
     speed settings asked for; with ``--compile``, warmed up for ``settings``' canvas."""
-    from dreampose.runtime.loading import load_pipeline, resolve_model
+    from dreampose.runtime.loading import load_pipeline
+    from dreampose.runtime.references import resolve
     from dreampose.runtime.speed import auto_frame_batch, warm_up
 
     speed = speed_settings(args)
-    pipe = load_pipeline(resolve_model(args.model), args.device, args.dtype, args.cpu_offload, speed)
+    pipe = load_pipeline(resolve(args.model), args.device, args.dtype, args.cpu_offload, speed)
     pipe.set_progress_bar_config(disable=True)  # the command shows one bar for the whole job
     if speed.compile_unet and settings is not None:
         batch = settings.frame_batch_size or auto_frame_batch(pipe, settings.height, settings.width)

@@ -341,7 +341,9 @@ class _VideoRunner:
 
 def _finished_model(folder: Path) -> bool:
     """A finetuned subject that completed: a model in the folder and no checkpoint left."""
-    has_model = (folder / "model_index.json").is_file() or (folder / "subject.json").is_file()
+    from dreampose.runtime.references import resolve
+
+    has_model = resolve(str(folder)).kind in ("pipeline", "lora")
     return has_model and not (folder / "checkpoint").exists() and not (folder / "checkpoint.old").exists()
 
 

@@ -7,8 +7,9 @@ subject is a small folder applied onto its base model when loaded:
 - ``unet_lora.safetensors``: rank-R LoRA weights on the UNet's attention projections;
 - ``adapter.safetensors``, ``vae_decoder.safetensors``: the finetuned adapter and decoder.
 
-Loading lives here, in the model layer, so inference never imports training code;
-training writes these files with :func:`save_weights`.
+Applying a subject lives here, in the model layer, so inference never imports training
+code; training writes these files with :func:`save_weights`. What a folder is (a LoRA
+subject, a whole model, something else) is decided once, by ``dreampose.runtime.references``.
 """
 
 from __future__ import annotations
@@ -74,19 +75,6 @@ def write_description(folder: Path, base_model: str, lora_rank: int, steps_done:
     (folder / SUBJECT_FILE).write_text(json.dumps(meta, indent=2))
 
 
-def is_lora_subject(path: str | os.PathLike) -> bool:
-    return (Path(path) / SUBJECT_FILE).is_file()
-
-
-def subject_base(path: str | os.PathLike) -> str:
-    """The base model a LoRA subject was finetuned from (folder, hub id or "tiny")."""
-    meta_file = Path(path) / SUBJECT_FILE
-    meta = json.loads(meta_file.read_text())
-    if meta.get("format") != SUBJECT_FORMAT or not meta.get("base_model"):
-        raise ValueError(f"{meta_file} is not a DreamPose subject model description")
-    return str(meta["base_model"])
-
-
 def apply_subject(pipe, path: str | os.PathLike) -> None:
     """Put a LoRA subject's weights into its loaded base model, merged into the UNet, so
     inference runs at full speed."""
@@ -98,19 +86,6 @@ def apply_subject(pipe, path: str | os.PathLike) -> None:
     pipe.unet.fuse_lora()
     pipe.unet.unload_lora()
     pipe.to(dtype=dtype)
-
-
-def load_subject(path: str | os.PathLike, base_model: str | None = None, **kwargs):
-    """Load a DreamPose model folder or hub id, or a LoRA subject (applied onto its base
-    model, or ``base_model``), as a DreamPosePipeline. ``kwargs`` go to ``from_pretrained``
-    (e.g. ``torch_dtype``)."""
-    from dreampose.model.pipeline import DreamPosePipeline
-
-    if not is_lora_subject(path):
-        return DreamPosePipeline.from_pretrained(str(path), **kwargs)
-    pipe = DreamPosePipeline.from_pretrained(base_model or subject_base(path), **kwargs)
-    apply_subject(pipe, path)
-    return pipe
 
 
 def _contiguous(state: dict) -> dict:

@@ -21,7 +21,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dreampose.model.subject import SUBJECT_FILE, SUBJECT_FORMAT
+from dreampose.model.subject import SUBJECT_FILE
+from dreampose.runtime.references import resolve
 
 CARD_FILE = "README.md"
 SETUP_RECORD = "dreampose_setup.json"  # written by `dreampose download` into the models it converts
@@ -59,10 +60,13 @@ def inspect_model_folder(folder: str | os.PathLike) -> ModelFolder:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"model folder not found: {folder}")
-    if (folder / SUBJECT_FILE).is_file():
+    model = resolve(str(folder))
+    if model.kind == "lora":
         return _lora_subject(folder)
-    if (folder / "model_index.json").is_file():
+    if model.kind in ("pipeline", "demo"):
         return _pipeline_folder(folder)
+    if model.kind != "invalid" or (folder / SUBJECT_FILE).is_file():
+        raise ValueError(model.problem)
     raise ValueError(
         f"{folder} is not a DreamPose model: it has neither model_index.json (a converted, trained or "
         "fully finetuned model) nor subject.json (a LoRA subject from `dreampose finetune --lora-rank`)"
@@ -70,9 +74,7 @@ def inspect_model_folder(folder: str | os.PathLike) -> ModelFolder:
 
 
 def _lora_subject(folder: Path) -> ModelFolder:
-    meta = _read_json(folder / SUBJECT_FILE)
-    if meta.get("format") != SUBJECT_FORMAT or not meta.get("base_model"):
-        raise ValueError(f"{folder / SUBJECT_FILE} is not a DreamPose subject model description")
+    meta = _read_json(folder / SUBJECT_FILE)  # checked by resolve
     files = {name: folder / name for name in SUBJECT_WEIGHTS if (folder / name).is_file()}
     unet = {"unet_lora.safetensors", "unet.safetensors"} & set(files)
     missing = [n for n in ("adapter.safetensors", "vae_decoder.safetensors") if n not in files]
@@ -126,16 +128,6 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def is_local_path(model: str) -> bool:
-    """A local folder rather than a hub id (hub ids are ``owner/name``, with no other slashes)."""
-    return (
-        Path(model).expanduser().exists()
-        or os.path.isabs(model)
-        or model.startswith((".", "~"))
-        or model.count("/") != 1
-    )
-
-
 # --------------------------------------------------------------------------- publishing
 def push_model(
     folder: str | os.PathLike,
@@ -166,7 +158,7 @@ def push_model(
     extra: dict[str, bytes] = {}
     if model.kind == "lora-subject":
         base = base_model or model.base_model
-        if base != "tiny" and is_local_path(base):
+        if resolve(base).kind not in ("hub", "tiny"):
             raise ValueError(
                 f"the subject's base model is the local folder {base}, which people loading it from the hub "
                 "do not have: publish the base first (dreampose push-to-hub BASE_FOLDER owner/base) and "
@@ -307,8 +299,7 @@ def _usage_lines(model: ModelFolder, repo_id: str) -> list[str]:
         "In Python:",
         "",
         "```python",
-        "from dreampose.runtime.loading import load_pipeline",
-        "from dreampose.rendering.render import render_video",
+        "from dreampose import load_pipeline, render_video",
         "from pose_extraction.pose_sequence import PoseSequence",
         "",
         f'pipe = load_pipeline("{repo_id}")',
@@ -357,7 +348,7 @@ def fetch_subject(repo_id: str) -> Path | None:
     import huggingface_hub
     from huggingface_hub.errors import EntryNotFoundError
 
-    if is_local_path(repo_id):
+    if resolve(repo_id).kind != "hub":
         return None
     try:
         huggingface_hub.hf_hub_download(repo_id, SUBJECT_FILE)
@@ -372,7 +363,7 @@ def hub_model_index(repo_id: str) -> dict | None:
     import huggingface_hub
     from huggingface_hub.errors import EntryNotFoundError
 
-    if is_local_path(repo_id):
+    if resolve(repo_id).kind != "hub":
         return None
     try:
         return json.loads(Path(huggingface_hub.hf_hub_download(repo_id, "model_index.json")).read_text())

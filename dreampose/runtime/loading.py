@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dreampose.runtime.references import MODEL_HELP, ModelRef, resolve
 from pose_extraction.densepose import BACKENDS, DETECTOR_SIZE, MAX_DETECTOR_SIZE, PRECISIONS
 
 if TYPE_CHECKING:
@@ -27,9 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TINY_MODEL = "tiny"  # --model tiny: the random test model, built in memory
-MODEL_ENV = "DREAMPOSE_MODEL"
-DEFAULT_MODEL_DIR = Path("models") / "dreampose"
 DTYPE_NAMES = ("fp32", "fp16", "bf16")
 DTYPE_CHOICES = ("auto", *DTYPE_NAMES)
 DEVICE_HELP = "cuda, cuda:N, mps or cpu (default: the GPU when there is one)"
@@ -114,25 +111,15 @@ def _mps_available() -> bool:
 
 
 # --------------------------------------------------------------------------- DreamPose models
-def resolve_model(model: str | None = None) -> str:
-    """Which model to use: ``--model``, else ``$DREAMPOSE_MODEL``, else the official model
-    that ``dreampose download`` set up, else ``models/dreampose``."""
-    if model or os.environ.get(MODEL_ENV):
-        return model or os.environ[MODEL_ENV]
-    from dreampose.setup import installed_model
-
-    installed = installed_model()
-    return str(installed) if installed is not None else str(DEFAULT_MODEL_DIR)
-
-
 def load_pipeline(
-    model: str,
+    model: str | ModelRef,
     device: str | torch.device | None = None,
     dtype: str | None = None,
     cpu_offload: bool = False,
     speed=None,
 ):
-    """A DreamPose model (folder, hub id, LoRA subject folder, or ``"tiny"``) on its device.
+    """A DreamPose model on its device: anything :func:`~dreampose.runtime.references.resolve`
+    loads (a model folder, a LoRA subject folder, a hub id, ``demo`` or ``tiny``).
 
     ``cpu_offload`` keeps idle components on the CPU and moves each to the GPU only while it
     runs (for GPUs with little memory); it is ignored on the CPU. ``speed``: the speed
@@ -141,8 +128,9 @@ def load_pipeline(
     """
     from dreampose.runtime.speed import apply_speed_settings, default_speed_settings
 
+    ref = resolve(model)
     placement = pick_device(device, dtype)
-    pipe = _load(model, placement.dtype)
+    pipe = _load(ref, placement.dtype)
     if placement.device.type == "cpu":
         log.warning("no GPU found: running on the CPU, which is very slow for real models")
     if cpu_offload and placement.device.type != "cpu":
@@ -152,66 +140,36 @@ def load_pipeline(
         if pipe.unet.dtype != placement.dtype:  # folders load in their dtype already; tiny is fp32
             pipe.to(dtype=placement.dtype)
     speed = speed if speed is not None else default_speed_settings(placement.device)
-    log.info("%s on %s: %s", model, placement, ", ".join(apply_speed_settings(pipe, speed)))
+    log.info("%s on %s: %s", ref.describe(), placement, ", ".join(apply_speed_settings(pipe, speed)))
     return pipe
 
 
-def model_numerics(model: str):
-    """The input conventions (``dreampose.model.numerics``) a model asks for, from its
-    ``model_index.json`` without loading weights; a LoRA subject has its base's. Our own
-    for the tiny model and for what cannot be read (loading it then says what is wrong)."""
-    import json
-
-    from dreampose.model.numerics import DREAMPOSE, numerics_for
-    from dreampose.model.subject import is_lora_subject, subject_base
-    from dreampose.runtime.hub import fetch_subject, hub_model_index
-
-    if model == TINY_MODEL:
-        return DREAMPOSE
-    path = Path(model).expanduser()
-    if not path.exists():
-        path = fetch_subject(model) or path
-    try:
-        if is_lora_subject(path):
-            return model_numerics(subject_base(path))
-        if (path / "model_index.json").is_file():
-            index = json.loads((path / "model_index.json").read_text())
-        else:
-            index = hub_model_index(model) or {}
-        return numerics_for(str(index.get("numerics", DREAMPOSE.name)))
-    except (OSError, ValueError):
-        return DREAMPOSE
-
-
-def _load(model: str, dtype: torch.dtype):
-    from dreampose.model.subject import apply_subject, is_lora_subject, load_subject, subject_base
-    from dreampose.runtime.hub import fetch_subject
-
-    if model == TINY_MODEL:
+def _load(ref: ModelRef, dtype: torch.dtype):
+    if ref.kind == "tiny":
         from dreampose.model.tiny import tiny_pipeline
 
         return tiny_pipeline()
-    path = Path(model).expanduser()
-    if is_lora_subject(path):  # a small folder applied onto its base model
-        pipe = _load(subject_base(path), dtype)
-        apply_subject(pipe, path)
+    if ref.kind == "lora":  # a small folder applied onto its base model
+        from dreampose.model.subject import apply_subject
+
+        pipe = _load(ref.base(), dtype)
+        apply_subject(pipe, ref.path)
         return pipe
-    if not path.exists():  # a hub id: a LoRA subject published there is fetched, then applied
-        subject = fetch_subject(model)
+    if ref.kind == "hub":  # a LoRA subject published there is fetched, then applied
+        subject = ref.fetch_subject()
         if subject is not None:
-            return _load(str(subject), dtype)
-    elif not (path / "model_index.json").is_file():
-        raise ValueError(
-            f"{path} is not a DreamPose model folder (no model_index.json). Get the official model with "
-            "`dreampose download`, or make one with `dreampose convert` or `dreampose finetune`."
-        )
+            return _load(subject, dtype)
+    if not ref.loadable:
+        raise ValueError(ref.problem)
+    from dreampose.model.pipeline import DreamPosePipeline
+
     try:
-        return load_subject(model, torch_dtype=dtype)
-    except OSError as e:  # not on disk and not on the hub (or offline)
+        return DreamPosePipeline.from_pretrained(ref.pretrained, torch_dtype=dtype)
+    except OSError as e:  # not on the hub (or offline), or a damaged folder
         first_line = str(e).splitlines()[0] if str(e) else ""
         raise ValueError(
-            f"could not load the model {model!r}: give a DreamPose model folder, or a hub id "
-            f"reachable from here ({e.__class__.__name__}: {first_line})"
+            f"could not load the model {ref.name!r}: give {MODEL_HELP}, reachable from here "
+            f"({e.__class__.__name__}: {first_line})"
         ) from e
 
 

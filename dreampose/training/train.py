@@ -225,15 +225,10 @@ def load_for_training(model: str | os.PathLike, settings: TrainSettings):
 
 
 def _is_dreampose(model) -> bool:
-    index = Path(model) / "model_index.json"
-    if index.is_file():
-        return "adapter" in json.loads(index.read_text())
-    try:  # a hub id: look at its model_index.json
-        from huggingface_hub import hf_hub_download
+    """A DreamPose model (its model_index.json lists an adapter), not a Stable Diffusion one."""
+    from dreampose.runtime.references import resolve
 
-        return "adapter" in json.loads(Path(hf_hub_download(str(model), "model_index.json")).read_text())
-    except Exception:
-        return False
+    return "adapter" in resolve(str(model)).model_index()
 
 
 # =========================================================================== checkpoints

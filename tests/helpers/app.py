@@ -74,19 +74,25 @@ def sound_onset(video: Path) -> tuple[float, float]:
 
 
 def launch_tiny_app(
-    session_root: Path, canvas=(64, 64), concurrency: int = 1, sweep_every: float | None = None, **limits
+    session_root: Path,
+    canvas=(64, 64),
+    concurrency: int = 1,
+    sweep_every: float | None = None,
+    model: str = "tiny",
+    **limits,
 ):
     """(demo, service): the real page on a free local port; close with ``demo.close()`` and
     ``service.close()``. DensePose is the fake ``RedBoxExtractor``; the bundled example needs
     none. ``concurrency``: jobs run at once (``app.py --concurrency``); ``sweep_every``: also
-    sweep idle sessions from a background thread, as ``app.py`` does."""
+    sweep idle sessions from a background thread, as ``app.py`` does; ``model``: another model
+    built on the tiny one (a LoRA subject of it)."""
     from app import CSS, create_demo
     from dreampose.app.service import AppService
     from dreampose.app.uploads import AppLimits
     from tests.helpers.poses import RedBoxExtractor
 
     service = AppService(
-        "tiny",
+        model,
         limits=AppLimits(**limits),
         extractor=RedBoxExtractor(),
         canvas=canvas,
