@@ -38,8 +38,10 @@ from dreampose.app.messages import OUT_OF_MEMORY, UserError, for_page, is_out_of
 from dreampose.app.service import AppService, load_status, recall, save_status
 from dreampose.app.zerogpu import gpu
 from dreampose.cli.options import add_speed_arguments, speed_settings
+from dreampose.model.events import FrameDone, Progress
 from dreampose.model.schedulers import SAMPLERS
-from dreampose.rendering.render import RenderSettings, parse_scales
+from dreampose.rendering.grid import parse_scales
+from dreampose.rendering.settings import RenderSettings
 from dreampose.runtime.loading import DEVICE_HELP, DTYPE_CHOICES, DTYPE_HELP
 from dreampose.runtime.references import MODEL_ENV, chosen_model
 
@@ -241,24 +243,23 @@ def create_handlers(service: AppService) -> dict:
         session = service.session(request.session_hash)
         bar = _bar(progress)
         with kept_status(service, session, "render"):
-            events = render_step.render_live(
+            events = render_step.render_stream(
                 service, session, _photos(photo, more_photos), first, last,
                 settings(s_i, s_p, steps, sampler, seed), bool(side_by_side), bool(keep_sound),
             )  # fmt: skip
             for event in events:
-                if event[0] == "progress":
-                    bar(*event[1:])
-                elif event[0] == "frame":
-                    yield event[2], gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                if isinstance(event, Progress):
+                    bar(event.done, event.total, event.text)
+                elif isinstance(event, FrameDone):
+                    yield event.image, gr.skip(), gr.skip(), gr.skip(), gr.skip()
                 else:
-                    r = event[1]
+                    r = event.result
         if r.video is None:
             raise gr.Error(for_page(r.message))
         status = for_page(r.message)
         save_status(session, "render", status)
-        last_frame = render_step._read_png(sorted(r.video.parent.glob("frames/*.png"))[-1])
         yield (
-            last_frame,
+            r.last_frame,
             str(r.video),
             str(r.side_by_side) if r.side_by_side else None,
             str(r.frames_zip) if r.frames_zip else None,

@@ -132,7 +132,7 @@ def count_flops(fn: Callable[[], object]) -> int:
 def render_flops(
     height: int, width: int, steps: int, batch_frames: int = 1, num_frames: int | None = None
 ) -> dict[str, float]:
-    """FLOPs of rendering ``num_frames`` frames, mirroring ``DreamPosePipeline.iter_frames``.
+    """FLOPs of rendering ``num_frames`` frames, mirroring ``DreamPosePipeline.stream``.
 
     Counted on the meta device per component: the subject encoding once per call (CLIP and
     the VAE encoder on 2 images, the adapter), then per frame batch ``steps`` UNet calls at

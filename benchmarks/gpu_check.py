@@ -55,7 +55,8 @@ from benchmarks.common import (
     synchronize,
 )
 from dreampose.model.tiny import tiny_pipeline
-from dreampose.rendering.render import RenderSettings, render_frames
+from dreampose.rendering.frames import render_frames
+from dreampose.rendering.settings import RenderSettings
 from dreampose.runtime.speed import (
     SpeedSettings,
     apply_speed_settings,

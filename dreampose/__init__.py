@@ -1,16 +1,25 @@
-"""DreamPose: fashion image-to-video synthesis with Stable Diffusion (Karras et al., 2023)."""
+"""DreamPose: fashion image-to-video synthesis with Stable Diffusion (Karras et al., 2023).
+
+The names users need, loaded on first use (so ``import dreampose`` and ``dreampose --help``
+do not pull in torch): the pipeline (``dreampose.model.pipeline``), its image adapter,
+``load_pipeline`` (any model reference on its device, ``dreampose.runtime.loading``) and
+``render_video`` (poses to an mp4, ``dreampose.rendering.video``).
+"""
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "DreamPosePipeline": "dreampose.model.pipeline",
+    "DreamPoseOutput": "dreampose.model.pipeline",
+    "ImageAdapter": "dreampose.model.adapter",
+    "load_pipeline": "dreampose.runtime.loading",
+    "render_video": "dreampose.rendering.video",
+}
+
 
 def __getattr__(name):
-    # Lazy, so `import dreampose` (and `dreampose --help`) does not pull in torch.
-    if name in ("DreamPosePipeline", "DreamPoseOutput"):
-        from dreampose.model import pipeline
+    if name in _LAZY:
+        import importlib
 
-        return getattr(pipeline, name)
-    if name == "ImageAdapter":
-        from dreampose.model.adapter import ImageAdapter
-
-        return ImageAdapter
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'dreampose' has no attribute {name!r}")

@@ -234,7 +234,7 @@ def test_a_person_walks_the_whole_page_on_its_defaults(page, tmp_path):
 
 def click_grid_cell(page, image, row: int, col: int) -> None:
     """Click the centre of a cell of the 3 x 3 grid of 64-pixel cells, wherever the page shows it."""
-    from dreampose.rendering.render import grid_mosaic
+    from dreampose.rendering.grid import grid_mosaic
 
     cells = [[np.zeros((64, 64, 3), np.uint8)] * 3] * 3
     _, layout = grid_mosaic(cells, [4, 8, 12], [1, 3, 5])

@@ -25,7 +25,7 @@ from dreampose.app import render as render_step
 from dreampose.app.messages import UserError
 from dreampose.app.service import AppService
 from dreampose.app.uploads import AppLimits
-from dreampose.rendering.render import RenderSettings
+from dreampose.rendering.settings import RenderSettings
 from pose_extraction.densepose import InferenceSettings
 from pose_extraction.pose_sequence import PoseSequence
 from tests.helpers.densepose import MISSING_REASON, PARITY

@@ -28,7 +28,9 @@ from dreampose.app.models import model_status
 from dreampose.app.service import AppService, current_subject
 from dreampose.app.uploads import AppLimits
 from dreampose.media.video_reader import probe_video
-from dreampose.rendering.render import RenderSettings, parse_scales
+from dreampose.model.events import Finished, FrameDone, Progress
+from dreampose.rendering.grid import parse_scales
+from dreampose.rendering.settings import RenderSettings
 from pose_extraction.pose_sequence import PoseSequence
 from tests.helpers.app import PHOTO, VIDEO, one_torch_thread, red_dancer_video, sound_onset
 from tests.helpers.poses import RedBoxExtractor
@@ -462,15 +464,15 @@ def test_the_video_keeps_the_driving_sound_cut_to_the_rendered_frames(app_servic
 def test_render_streams_frames_and_cancel_keeps_the_finished_ones(app_service, posed):
     session, _, _ = posed
     events = []
-    for event in render_step.render_live(app_service, session, None, 0, 5, FAST):
+    for event in render_step.render_stream(app_service, session, None, 0, 5, FAST):
         events.append(event)
-        if event[0] == "frame" and event[1] == 1:
+        if isinstance(event, FrameDone) and event.index == 1:
             app_service.cancel(session.id, "render")
-    kinds = [e[0] for e in events]
-    assert kinds[-1] == "done" and "frame" in kinds and "progress" in kinds
-    frames = [e for e in events if e[0] == "frame"]
-    assert frames[0][2].shape == (64, 64, 3)
-    out = events[-1][1]
+    kinds = [type(e) for e in events]
+    assert kinds[-1] is Finished and FrameDone in kinds and Progress in kinds
+    frames = [e for e in events if isinstance(e, FrameDone)]
+    assert frames[0].image.shape == (64, 64, 3)
+    out = events[-1].result
     assert out.cancelled and 2 <= out.num_frames < 6
     assert out.video.name.endswith("_frames0-5.partial.mp4") and _frames_of(out.video) == out.num_frames
     assert out.message.startswith(f"Cancelled after {out.num_frames} of 6 frames: the video of the finished")

@@ -131,7 +131,7 @@ def test_subject_pose_without_a_body_is_a_clear_error(files, tmp_path, capsys):
 
 
 def test_guidance_grid_is_one_labelled_png_of_every_pair(files):
-    from dreampose.rendering.render import grid_mosaic
+    from dreampose.rendering.grid import grid_mosaic
 
     out = files / "grid.png"
     argv = ["preview", *common(files), "--frame", "2", "--guidance-grid", "0,8:1,3,5", "--output", str(out)]

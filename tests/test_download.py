@@ -55,7 +55,8 @@ def base_zip(official, unet_name="checkpoints/unet_epoch_20.pth", adapter_name="
 
 
 def render_one_frame(model: Path) -> np.ndarray:
-    from dreampose.rendering.render import RenderSettings, preview_frame
+    from dreampose.rendering.frames import preview_frame
+    from dreampose.rendering.settings import RenderSettings
     from dreampose.runtime.loading import load_pipeline
     from pose_extraction.pose_sequence import PoseSequence
     from tests.helpers.poses import make_poses

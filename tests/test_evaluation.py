@@ -23,7 +23,8 @@ pytest.importorskip("cdfvd")
 
 from dreampose.evaluation import metrics, protocol, report  # noqa: E402
 from dreampose.evaluation.protocol import EvaluationSettings, evaluate, target_frames  # noqa: E402
-from dreampose.rendering.render import RenderSettings  # noqa: E402
+from dreampose.media.frames import read_png, save_frame  # noqa: E402
+from dreampose.rendering.settings import RenderSettings  # noqa: E402
 from dreampose.training.settings import DEFAULT_LORA_RANK  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -220,8 +221,10 @@ def test_evaluate_writes_metrics_report_and_videos(dataset, fast_nets, tmp_path,
     assert "| DreamPose paper, Table 1" in table and "| 0.0256 |" in table and "†" in table
     for name in ("video000", "video001"):
         folder = tmp_path / "eval" / "videos" / name
-        assert sorted(p.name for p in (folder / "ours").iterdir()) == [f"{f:06d}.png" for f in range(2, 6)]
-        assert protocol.read_png(folder / "truth" / "000002.png").shape == (SIZE, SIZE, 3)
+        assert sorted(p.name for p in (folder / "ours").iterdir()) == [
+            f"frame_{f:05d}.png" for f in range(2, 6)
+        ]
+        assert read_png(folder / "truth" / "frame_00002.png").shape == (SIZE, SIZE, 3)
         import imageio_ffmpeg
 
         frames, _ = imageio_ffmpeg.count_frames_and_secs(str(folder / "side_by_side.mp4"))
@@ -235,12 +238,13 @@ def test_ground_truth_as_prediction_scores_perfectly(dataset, fast_nets, tmp_pat
     SSIM 1, LPIPS 0: the ground truth and the predictions are aligned frame by frame."""
     from dreampose.media.canvas import fit_image
     from dreampose.media.images import read_image as load_rgb
-    from dreampose.rendering import render as service
+    from dreampose.model.events import Finished, FrameDone
+    from dreampose.rendering import frames as rendering
     from pose_extraction.pose_sequence import PoseSequence
 
     videos = list(protocol.find_videos(dataset))
 
-    def oracle(pipe, image, poses, settings, frames, on_frame, cancel):
+    def oracle(pipe, image, poses, settings, frames, cancel):
         """Hand back the true frames: find the video by its input frame and where the
         (possibly shortened) pose sequence starts in it by matching the pose maps."""
         video = next(v for v in videos if np.array_equal(load_rgb(v.frames[0]), image))
@@ -249,10 +253,10 @@ def test_ground_truth_as_prediction_scores_perfectly(dataset, fast_nets, tmp_pat
             o for o in range(len(full) - len(poses) + 1) if np.array_equal(full[o : o + len(poses)], poses.uv)
         )
         for f in frames:
-            on_frame(f, fit_image(load_rgb(video.frames[f + offset]), SIZE, SIZE))
-        return service.RenderResult()
+            yield FrameDone(f, fit_image(load_rgb(video.frames[f + offset]), SIZE, SIZE))
+        yield Finished(rendering.RenderResult())
 
-    monkeypatch.setattr(service, "render_frames", oracle)
+    monkeypatch.setattr(rendering, "stream_frames", oracle)
     summary = evaluate("tiny", dataset, tmp_path / "oracle", small_settings(), networks=fast_nets).report
     assert summary["overall"]["l1"] == 0
     assert summary["overall"]["ssim"] == pytest.approx(1.0, abs=1e-6)
@@ -261,16 +265,16 @@ def test_ground_truth_as_prediction_scores_perfectly(dataset, fast_nets, tmp_pat
 
 
 def test_resume_skips_finished_videos_and_frames(dataset, fast_nets, tmp_path, monkeypatch, one_thread):
-    from dreampose.rendering import render as service
+    from dreampose.rendering import frames as rendering
 
     rendered = []
-    real_render = service.render_frames
+    real_render = rendering.stream_frames
 
-    def spy(pipe, image, poses, settings, frames, on_frame, cancel):
+    def spy(pipe, image, poses, settings, frames, cancel):
         rendered.append(list(frames))
-        return real_render(pipe, image, poses, settings, frames=frames, on_frame=on_frame, cancel=cancel)
+        return real_render(pipe, image, poses, settings, frames=frames, cancel=cancel)
 
-    monkeypatch.setattr(service, "render_frames", spy)
+    monkeypatch.setattr(rendering, "stream_frames", spy)
     out = tmp_path / "resume"
     evaluate("tiny", dataset, out, small_settings(), networks=fast_nets, videos=1)
     assert len(rendered) == 1
@@ -280,7 +284,7 @@ def test_resume_skips_finished_videos_and_frames(dataset, fast_nets, tmp_path, m
     partial = out / "videos" / "video001" / "ours"
     partial.mkdir(parents=True)
     for f in (2, 3):
-        protocol.write_png_atomic(protocol._frame_path(partial, f), np.zeros((SIZE, SIZE, 3), np.uint8))
+        save_frame(partial, f, np.zeros((SIZE, SIZE, 3), np.uint8))
     rendered.clear()
     summary = evaluate("tiny", dataset, out, small_settings(), networks=fast_nets).report
     assert len(rendered) == 1 and len(rendered[0]) == 2  # video000 skipped, video001 frames 4, 5
@@ -328,7 +332,7 @@ def test_finetune_mode_finetunes_on_the_input_frame(dataset, fast_nets, tmp_path
     assert summary["videos"] == 1 and np.isfinite(summary["overall"]["l1"])
     ((model, image, poses),) = calls
     assert model == "tiny"  # finetuning loads the tiny model by name, like every command
-    frame0 = protocol.read_png(dataset / "video000" / "frames" / "000000.png")
+    frame0 = read_png(dataset / "video000" / "frames" / "000000.png")
     np.testing.assert_array_equal(image, frame0)  # the input frame, not a target
     assert len(poses) == 1
     assert not (out / "videos" / "video000" / protocol.SUBJECT_DIR).exists()  # removed once scored
@@ -355,7 +359,7 @@ def test_cli_evaluate_runs_and_resumes(dataset, tmp_path, capsys, one_thread):
 
 def test_presets_are_the_paper_the_fast_preset_and_turbo():
     from dreampose.evaluation.settings import TURBO_INTERVAL, preset
-    from dreampose.rendering.render import FAST_PREVIEW
+    from dreampose.rendering.settings import FAST_PREVIEW
 
     assert preset("paper") == RenderSettings()
     assert preset("fast") == FAST_PREVIEW

@@ -101,8 +101,8 @@ def test_no_module_imports_a_higher_layer(path):
 
 
 def test_the_check_catches_upward_imports_also_inside_functions():
-    source = "def f():\n    from dreampose.rendering.render import render_frames\n"
-    assert "dreampose.rendering.render (work)" in upward_imports("pose_extraction.visualize", source)
+    source = "def f():\n    from dreampose.rendering.frames import render_frames\n"
+    assert "dreampose.rendering.frames (work)" in upward_imports("pose_extraction.visualize", source)
     assert upward_imports("dreampose.cli.render", source) == []
     assert upward_imports("dreampose.model.pipeline", "from dreampose import model\n") == []
     assert "dreampose.model (model)" in upward_imports("dreampose.media.images", "import dreampose.model\n")

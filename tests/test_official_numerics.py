@@ -192,7 +192,8 @@ def test_cli_leaves_poses_to_an_official_model(tmp_path, source_poses):
 
 # --------------------------------------------------------------------------- output
 def test_frames_are_contrast_stretched_unless_asked_not_to(photo, source_poses):
-    from dreampose.rendering.render import RenderSettings, render_frames
+    from dreampose.rendering.frames import render_frames
+    from dreampose.rendering.settings import RenderSettings
 
     settings = RenderSettings(num_inference_steps=1, height=HEIGHT, width=WIDTH, seed=3)
     off = replace(settings, contrast_stretch=False)

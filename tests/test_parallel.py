@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dreampose.model.events import FrameDone, Progress
 from dreampose.model.tiny import tiny_pipeline
-from dreampose.rendering.parallel import Shard, callback_chunk_renderer, render_sharded, split_frames, stitch
-from dreampose.rendering.render import render_frames
+from dreampose.rendering.frames import finished_frames, render_frames
+from dreampose.rendering.parallel import Shard, chunk_renderer, render_sharded, split_frames, stitch
 from tests.helpers import parallel_worker as worker
 
 TESTS = Path(__file__).resolve().parent
@@ -86,18 +87,18 @@ def test_single_process_renders_everything_and_raises_its_errors(monkeypatch):
         render_sharded([0], failing)
 
 
-def test_callback_renderer_keeps_frames_finished_before_an_error():
-    def render(chunk, on_frame):
-        on_frame(chunk[0], _frame(chunk[0]))
+def test_a_chunk_keeps_frames_finished_before_an_error():
+    def render(chunk):
+        yield Progress(1, 2)
+        yield FrameDone(chunk[0], _frame(chunk[0]))
         raise RuntimeError("disk full")
 
-    chunk_renderer = callback_chunk_renderer(render)
     got = []
     with pytest.raises(RuntimeError, match="disk full"):
-        for index, _ in chunk_renderer([4, 5]):
+        for index, _ in finished_frames(render([4, 5])):
             got.append(index)
     assert got == [4]
-    assert list(chunk_renderer([])) == []
+    assert list(chunk_renderer(None, None, None, None)([])) == [], "an empty chunk renders nothing"
 
 
 # --------------------------------------------------------------------------- 2 processes

@@ -12,6 +12,7 @@ from PIL import Image
 
 from dreampose.media.canvas import fit_pose
 from dreampose.model.conditioning import official_key_frame
+from dreampose.model.events import FrameDone, Progress
 from dreampose.model.guidance import dual_guidance
 from dreampose.model.pipeline import DreamPosePipeline
 from dreampose.model.schedulers import SAMPLERS
@@ -67,6 +68,32 @@ def test_batched_guidance_step_equals_three_separate_unet_calls(tiny_pipe, subje
     guided = dual_guidance(alone[0], alone[2], alone[1], 8.0, 3.0)
     manual = alone[0] + 8.0 * (alone[2] - alone[0]) + 3.0 * (alone[1] - alone[2])
     torch.testing.assert_close(guided, manual)
+
+
+def test_the_stream_reports_every_step_then_each_frame_of_its_batch(tiny_pipe, subject_image, poses):
+    """PNDM takes one step more than asked (3 for 2): progress counts the steps of every frame."""
+    kwargs = {"num_inference_steps": STEPS, "height": SIZE, "width": SIZE, "frames": [0, 1, 2]}
+    kwargs["generator"] = torch.Generator().manual_seed(0)
+    events = list(tiny_pipe.stream(subject_image, poses, frame_batch_size=2, scheduler="pndm", **kwargs))
+    seen = [(e.done, e.total) if isinstance(e, Progress) else e.index for e in events]
+    assert seen == [(2, 9), (4, 9), (6, 9), 0, 1, (7, 9), (8, 9), (9, 9), 2]
+    streamed = np.stack([e.image for e in events if isinstance(e, FrameDone)]).astype(np.float32)
+    np.testing.assert_array_equal(
+        streamed, render(tiny_pipe, subject_image, poses, frame_batch_size=2, frames=[0, 1, 2])
+    )
+
+
+def test_a_stream_closed_mid_render_stops_within_one_step(tiny_pipe, subject_image, poses):
+    calls = []
+    real_unet_forward = tiny_pipe.unet.forward
+    tiny_pipe.unet.forward = lambda *a, **kw: calls.append(1) or real_unet_forward(*a, **kw)
+    try:
+        events = tiny_pipe.stream(subject_image, poses, num_inference_steps=10, height=SIZE, width=SIZE)
+        assert isinstance(next(events), Progress) and isinstance(next(events), Progress)
+        events.close()  # the consumer stops listening after two steps
+    finally:
+        tiny_pipe.unet.forward = real_unet_forward
+    assert len(calls) == 2, "no UNet call after the consumer left"
 
 
 def test_batch_of_frames_equals_frames_one_by_one(tiny_pipe, subject_image, poses):

@@ -291,7 +291,7 @@ def test_the_app_refuses_forged_pose_files_and_absurd_settings(tmp_path):
 
 def test_settings_past_the_sliders_are_refused_by_the_service_too():
     """A caller of the service (not the page) meets the same checks as the CLI."""
-    from dreampose.rendering.render import RenderSettings
+    from dreampose.rendering.settings import RenderSettings
 
     for kwargs in ({"image_guidance_scale": 1e30}, {"pose_guidance_scale": float("inf")}, {"seed": 2**70}):
         with pytest.raises(ValueError, match="must be"):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dreampose.app.messages import Eta, UserError, duration, sentence
-from dreampose.app.service import SUBJECT_POINTER, AppService, Progress, file_stem, no_progress, recall
+from dreampose.app.service import SUBJECT_POINTER, AppService, OnProgress, file_stem, no_progress, recall
 from dreampose.app.sessions import Session
 
 MAX_DOWNLOAD_BYTES = 2 * 2**30  # larger finetuned subjects are not zipped for download
@@ -39,7 +39,7 @@ def finetune(
     lora: bool = False,
     unet_steps: int | None = None,
     vae_steps: int | None = None,
-    progress: Progress = no_progress,
+    progress: OnProgress = no_progress,
 ) -> FinetuneOutcome:
     """Finetune the model on the subject photos; the result is used by later steps.
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from dreampose.app.messages import Eta, UserError, sentence, warning
-from dreampose.app.service import AppService, Progress, no_progress, recall, remember
+from dreampose.app.service import AppService, OnProgress, no_progress, recall, remember
 from dreampose.app.sessions import Session
 from dreampose.app.uploads import check_upload_size, driving_kind
 from pose_extraction.pose_sequence import PoseFileError, PoseSequence
@@ -55,7 +55,7 @@ def extract_poses(
     end: float | None = None,
     max_frames: int | None = None,
     align: bool = True,
-    progress: Progress = no_progress,
+    progress: OnProgress = no_progress,
 ) -> ExtractResult:
     """Driving video / pose file -> poses on the canvas (aligned to the photo), with previews.
 

@@ -1,8 +1,8 @@
 """Steps 4 and 5 of the app: preview one frame (or a guidance grid of it), then render the
 video. Both use the session's finetuned subject when it has one.
 
-A render hands out each frame as it finishes (:func:`render_live`), so a person can stop a
-bad render early; it keeps the driving video's sound, cut to the rendered frames; it always
+A render is a stream of events (:func:`render_stream`: progress, each frame as it finishes,
+then the outputs), so a person can stop a bad render early; it keeps the driving video's sound, cut to the rendered frames; it always
 gives the clean video, and the side-by-side view (photo | pose | result) as a second file.
 Files get names a person recognises in their downloads folder.
 """
@@ -10,11 +10,9 @@ Files get names a person recognises in their downloads folder.
 from __future__ import annotations
 
 import json
-import queue
-import threading
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,7 +21,7 @@ import numpy as np
 from dreampose.app.messages import OUT_OF_MEMORY, Eta, UserError, duration, is_out_of_memory, sentence
 from dreampose.app.service import (
     AppService,
-    Progress,
+    OnProgress,
     check_frame,
     current_subject,
     file_stem,
@@ -32,8 +30,12 @@ from dreampose.app.service import (
     remember,
 )
 from dreampose.app.sessions import Session
-from dreampose.rendering import render as rendering
-from dreampose.rendering.render import RenderSettings
+from dreampose.media.frames import save_png
+from dreampose.model.events import Event, Finished, FrameDone, Progress, result_of
+from dreampose.rendering.frames import RenderCancelled, RenderResult, stream_preview
+from dreampose.rendering.grid import GridLayout, GuidanceGrid, stream_grid
+from dreampose.rendering.settings import RenderSettings
+from dreampose.rendering.video import Soundtrack, add_sound, partial_path, stream_video
 from pose_extraction.pose_sequence import PoseSequence
 
 MAX_GRID_CELLS = 25
@@ -50,6 +52,7 @@ class RenderOutput:
     cancelled: bool
     message: str
     next_range: tuple[int, int] | None = None  # the next part to render, when frames remain
+    last_frame: np.ndarray | None = None  # the latest finished frame
 
 
 def download_name(session: Session, settings: RenderSettings, detail: str = "") -> str:
@@ -69,7 +72,7 @@ def preview(
     photos: list | None,
     frame: int,
     settings: RenderSettings,
-    progress: Progress = no_progress,
+    progress: OnProgress = no_progress,
 ) -> tuple[Path, str]:
     """One frame with ``settings`` as a PNG; returns its path and a line naming what was used."""
     photo = app.photos(session, photos)[0]
@@ -79,16 +82,16 @@ def preview(
     with session.job("preview") as cancel:
         progress(0, 1, "Loading the model")
         pipe = app.pipeline(session)
-        eta = Eta()
         try:
-            image = rendering.preview_frame(
-                pipe, str(photo), poses, frame, settings, cancel=cancel,
-                on_step=lambda d, t: progress(d, t, "Previewing: " + eta.text(d, t, "steps")),
-            )  # fmt: skip
-        except rendering.RenderCancelled:
+            image = result_of(
+                stream_preview(pipe, str(photo), poses, frame, settings, cancel),
+                _report(progress, "Previewing"),
+            )
+        except RenderCancelled:
             raise UserError("The preview was cancelled.") from None
-        target = session.path(f"previews/{download_name(session, settings, f'_frame{frame}')}.png")
-        _save_png(image, target)
+        target = save_png(
+            session.path(f"previews/{download_name(session, settings, f'_frame{frame}')}.png"), image
+        )
     return target, _used(frame, settings, session)
 
 
@@ -108,8 +111,8 @@ def guidance_grid(
     image_scales: list[float],
     pose_scales: list[float],
     settings: RenderSettings,
-    progress: Progress = no_progress,
-) -> tuple[Path, rendering.GuidanceGrid]:
+    progress: OnProgress = no_progress,
+) -> tuple[Path, GuidanceGrid]:
     """One frame over an sI x sP grid (rows sI, columns sP), to choose weights by eye, as a PNG."""
     if len(image_scales) * len(pose_scales) > MAX_GRID_CELLS:
         raise UserError(f"The guidance grid takes at most {MAX_GRID_CELLS} cells (for example 5 x 5 values).")
@@ -117,21 +120,16 @@ def guidance_grid(
     poses = app.poses(session)
     frame = check_frame(poses, frame)
     settings = replace(settings, height=app.canvas[0], width=app.canvas[1])
-    eta = Eta()
     with session.job("grid") as cancel:
         progress(0, 1, "Loading the model")
         pipe = app.pipeline(session)
+        events = stream_grid(pipe, str(photo), poses, frame, image_scales, pose_scales, settings, cancel)
         try:
-            grid = rendering.guidance_grid(
-                pipe, str(photo), poses, frame, image_scales, pose_scales, settings,
-                on_step=lambda d, t: progress(d, t, "Guidance grid: " + eta.text(d, t, "steps")),
-                cancel=cancel,
-            )  # fmt: skip
-        except rendering.RenderCancelled:
+            grid = result_of(events, _report(progress, "Guidance grid"))
+        except RenderCancelled:
             raise UserError("The guidance grid was cancelled.") from None
         name = f"dreampose_grid_{file_stem(recall(session).get('photo'), 'photo')}_frame{frame}_seed{settings.seed}"
-        target = session.path(f"previews/{name}.png")
-        _save_png(grid.image, target)
+        target = save_png(session.path(f"previews/{name}.png"), grid.image)
         layout = grid.layout.__dict__ if grid.layout is not None else None
         session.path(GRID_FILE).write_text(
             json.dumps({"image_scales": grid.image_scales, "pose_scales": grid.pose_scales, "layout": layout})
@@ -145,15 +143,15 @@ def grid_scales_at(session: Session, x: float, y: float) -> tuple[float, float] 
         saved = json.loads((session.folder / GRID_FILE).read_text())
     except (OSError, ValueError):
         return None
-    grid = rendering.GuidanceGrid(
+    grid = GuidanceGrid(
         np.zeros((1, 1, 3), np.uint8), [], saved["image_scales"], saved["pose_scales"],
-        rendering.GridLayout(**saved["layout"]) if saved.get("layout") else None,
+        GridLayout(**saved["layout"]) if saved.get("layout") else None,
     )  # fmt: skip
     return grid.scales_at(x, y)
 
 
 # ----------------------------------------------------------------------------- step 5: the video
-def render(
+def render_stream(
     app: AppService,
     session: Session,
     photos: list | None,
@@ -162,14 +160,15 @@ def render(
     settings: RenderSettings,
     side_by_side: bool = False,
     sound: bool = True,
-    progress: Progress = no_progress,
-    on_frame: Callable[[int, np.ndarray], None] | None = None,
-) -> RenderOutput:
+) -> Iterator[Event]:
     """Render frames ``first..last`` (inclusive; None: as far as one render may go) to an mp4
-    at the poses' fps, plus a zip of PNGs and, if asked, the side-by-side video.
+    at the poses' fps, plus a zip of PNGs and, if asked, the side-by-side video: a stream of
+    :class:`Progress` (with a line for people), :class:`FrameDone` for each finished frame,
+    then :class:`Finished` with the :class:`RenderOutput`.
 
     ``sound``: keep the driving video's sound for the rendered frames. Cancelled or failed
-    renders return the frames finished so far (``.partial.mp4``).
+    renders end with the frames finished so far (``.partial.mp4``). A consumer that stops
+    listening stops the render within one step.
     """
     remember(session, next_range=None)  # set again only by a render that finishes
     photo = app.photos(session, photos)[0]
@@ -183,99 +182,96 @@ def render(
     soundtrack = _soundtrack(session) if sound else None
     eta = Eta()
     error: Exception | None = None
+    kept = RenderResult()
     with session.job("render") as cancel:
-        progress(0, 1, "Loading the model")
+        yield Progress(0, 1, "Loading the model")
         pipe = app.pipeline(session)
-        per_frame = rendering.steps_per_frame(pipe, settings)
-
-        def on_step(done: int, total: int) -> None:
-            line = f"Rendering frame {min(done // per_frame + 1, len(frames))} of {len(frames)}"
-            left = eta.seconds_left(done, total)
-            progress(done, total, line + (f", about {duration(left)} left" if left is not None else ""))
-
+        video, result = partial_path(output), RenderResult()
+        events = stream_video(
+            pipe, str(photo), poses, output, settings, frames, frames_dir=folder / "frames",
+            cancel=cancel, sound=soundtrack,
+        )  # fmt: skip
         try:
-            video, result = rendering.render_video(
-                pipe, str(photo), poses, output, settings, frames, frames_dir=folder / "frames",
-                on_frame=on_frame, on_step=on_step, cancel=cancel, sound=soundtrack,
-            )  # fmt: skip
-            kept, cancelled = result.frames, result.cancelled
+            for event in events:
+                if isinstance(event, Progress):
+                    yield _rendering_line(event, len(frames), eta)
+                elif isinstance(event, FrameDone):
+                    kept.keep(event)
+                    yield event
+                else:
+                    video, result = event.result
         except Exception as e:  # keep what finished; the app reports the reason
             error = UserError(OUT_OF_MEMORY) if is_out_of_memory(e) else e
-            video, cancelled, result = rendering.partial_path(output), True, rendering.RenderResult()
-            kept = [_read_png(p) for p in sorted((folder / "frames").glob("*.png"))]
-            if not kept:
+            if not kept.frames:
                 raise error from e
-        if not kept:
+        finally:  # a consumer that stopped listening: the partial video is written inside the job
+            events.close()
+        cancelled = result.cancelled or error is not None
+        if not kept.frames:
             raise UserError(
                 "Rendering was cancelled before the first frame finished: there is nothing to show."
             )
         # Still inside the job: closing the tab waits for it before deleting the folder, so
         # nothing is written into a deleted folder.
-        progress(len(kept), len(frames), "Writing the videos")
+        yield Progress(len(kept.frames), len(frames), "Writing the videos")
         both = None
         if side_by_side:
             both = _side_by_side(
-                app, photo, poses, frames[: len(kept)], kept, folder / f"{name}_side_by_side.mp4"
+                app, photo, poses, kept.frame_indices, kept.frames, folder / f"{name}_side_by_side.mp4"
             )
-            shown = rendering.RenderResult(frame_indices=frames[: len(kept)])
-            rendering.add_sound(both, shown, soundtrack, poses.fps, poses.fps)
+            add_sound(
+                both, RenderResult(frame_indices=list(kept.frame_indices)), soundtrack, poses.fps, poses.fps
+            )
         frames_zip = _zip_frames(folder / "frames", folder / f"{name}_frames.zip")
     next_range = None
     if not cancelled and frames[-1] + 1 < len(poses):
         next_range = app.render_range(len(poses), frames[-1] + 1)
     remember(session, next_range=next_range)
-    message = _render_message(app, frames, len(kept), poses.fps, cancelled, error, result, next_range)
-    return RenderOutput(
-        video if video.is_file() else None,
-        both,
-        frames_zip,
-        len(kept),
-        poses.fps,
-        cancelled,
-        message,
-        next_range,
+    message = _render_message(app, frames, len(kept.frames), poses.fps, cancelled, error, result, next_range)
+    yield Finished(
+        RenderOutput(
+            video if video.is_file() else None,
+            both,
+            frames_zip,
+            len(kept.frames),
+            poses.fps,
+            cancelled,
+            message,
+            next_range,
+            kept.frames[-1],
+        )
     )
 
 
-def render_live(app: AppService, session: Session, *args, **kwargs) -> Iterator[tuple]:
-    """:func:`render` in a worker thread, as events: ``("progress", done, total, text)``,
-    ``("frame", index, image)`` (each finished frame), then ``("done", RenderOutput)``; the
-    render's error is raised at the end. Pending events are merged (the latest progress and
-    frame win), so a slow consumer never falls behind. If the consumer stops listening (the
-    tab closed), the render is cancelled.
-    """
-    events: queue.Queue = queue.Queue()
-    outcome: dict = {}
+def render(
+    app: AppService, session: Session, *args, progress: OnProgress = no_progress, **kwargs
+) -> RenderOutput:
+    """:func:`render_stream` run to its end: the :class:`RenderOutput` (``progress`` gets
+    each progress line)."""
+    return result_of(render_stream(app, session, *args, **kwargs), _report(progress))
 
-    def work() -> None:
-        try:
-            outcome["result"] = render(
-                app, session, *args, **kwargs,
-                progress=lambda d, t, text: events.put(("progress", d, t, text)),
-                on_frame=lambda index, frame: events.put(("frame", index, frame)),
-            )  # fmt: skip
-        except BaseException as e:
-            outcome["error"] = e
-        finally:
-            events.put(None)
 
-    worker = threading.Thread(target=work, name="dreampose-render", daemon=True)
-    worker.start()
-    finished = False
-    try:
-        while not finished:
-            pending = [events.get()]
-            while not events.empty():
-                pending.append(events.get())
-            finished = pending[-1] is None
-            latest = {event[0]: event for event in pending if event is not None}
-            yield from (latest[kind] for kind in ("progress", "frame") if kind in latest)
-    finally:
-        if not finished:
-            session.cancel("render")
-    if "error" in outcome:
-        raise outcome["error"]
-    yield ("done", outcome["result"])
+def _rendering_line(step: Progress, num_frames: int, eta: Eta) -> Progress:
+    """'Rendering frame 3 of 12, about 40 s left' from the steps done over the whole render."""
+    per_frame = max(1, step.total // num_frames)
+    line = f"Rendering frame {min(step.done // per_frame + 1, num_frames)} of {num_frames}"
+    left = eta.seconds_left(step.done, step.total)
+    return Progress(
+        step.done, step.total, line + (f", about {duration(left)} left" if left is not None else "")
+    )
+
+
+def _report(progress: OnProgress, doing: str | None = None):
+    """An ``on_event`` for ``result_of`` that hands each progress line to ``progress``; with
+    ``doing``, the line is '<doing>: 3 of 25 steps, about 4 s left'."""
+    eta = Eta()
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, Progress):
+            text = event.text if doing is None else f"{doing}: {eta.text(event.done, event.total, 'steps')}"
+            progress(event.done, event.total, text)
+
+    return on_event
 
 
 def frame_range(app: AppService, poses: PoseSequence, first, last) -> list[int]:
@@ -297,11 +293,11 @@ def frame_range(app: AppService, poses: PoseSequence, first, last) -> list[int]:
     return list(range(first, last + 1))
 
 
-def _soundtrack(session: Session) -> rendering.Soundtrack | None:
+def _soundtrack(session: Session) -> Soundtrack | None:
     facts = recall(session)
     if not facts.get("sound"):
         return None
-    return rendering.Soundtrack(session.folder / facts["sound"], float(facts.get("sound_start", 0.0)))
+    return Soundtrack(session.folder / facts["sound"], float(facts.get("sound_start", 0.0)))
 
 
 def _side_by_side(app, photo, poses, indices, frames, target: Path) -> Path:
@@ -343,21 +339,6 @@ def _render_message(app, frames, done, fps, cancelled, error, result, next_range
     if app.is_tiny:
         text += " (Tiny test model: the video is noise.)"
     return text
-
-
-def _save_png(image: np.ndarray, target: Path) -> Path:
-    from PIL import Image
-
-    tmp = target.with_suffix(".tmp.png")
-    Image.fromarray(image).save(tmp)
-    tmp.replace(target)
-    return target
-
-
-def _read_png(path: Path) -> np.ndarray:
-    from dreampose.media.images import read_image
-
-    return read_image(path)
 
 
 def _zip_frames(frames_dir: Path, target: Path) -> Path | None:

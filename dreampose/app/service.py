@@ -29,10 +29,10 @@ from dreampose.app.models import TINY_CANVAS, ModelCache, ModelStatus, model_sta
 from dreampose.app.sessions import Session, SessionStore
 from dreampose.app.uploads import AppLimits, read_photo
 from dreampose.base import paper
-from dreampose.rendering.render import FAST_PREVIEW, RenderSettings
+from dreampose.rendering.settings import FAST_PREVIEW, RenderSettings
 from pose_extraction.pose_sequence import PoseSequence
 
-Progress = Callable[[int, int, str], None]  # (done, total, what is happening)
+OnProgress = Callable[[int, int, str], None]  # (done, total, what is happening)
 
 # The tiny random model renders noise: small step counts keep its every step a few seconds long.
 TINY_VIDEO_STEPS = 10

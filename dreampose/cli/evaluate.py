@@ -6,7 +6,7 @@ import argparse
 
 from dreampose.cli.options import add_device_arguments, add_settings_arguments, settings_from_args
 from dreampose.evaluation.settings import PRESETS, EvaluationSettings
-from dreampose.rendering.render import RenderSettings
+from dreampose.rendering.settings import RenderSettings
 from dreampose.training.settings import FinetuneSettings
 
 # Finetuning uses the rendering's seed and canvas, so the subject matches what is rendered.

@@ -112,7 +112,7 @@ def load_densepose(args: argparse.Namespace, batch_size: int = 8):
 # --------------------------------------------------------------------------- preview and render
 def add_render_arguments(parser: argparse.ArgumentParser) -> None:
     """What `preview` and `render` share: model, inputs, sampling settings, device."""
-    from dreampose.rendering.render import RenderSettings
+    from dreampose.rendering.settings import RenderSettings
 
     parser.add_argument(
         "--model",
@@ -167,7 +167,7 @@ def speed_settings(args: argparse.Namespace):
 def render_inputs(args: argparse.Namespace):
     """(settings, poses on the canvas) from the `preview`/`render` options."""
     from dreampose.rendering.poses import load_driving_poses, place_poses
-    from dreampose.rendering.render import RenderSettings
+    from dreampose.rendering.settings import RenderSettings
     from dreampose.runtime.references import resolve
     from pose_extraction.pose_sequence import PoseSequence
 

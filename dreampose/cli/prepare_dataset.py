@@ -1,6 +1,6 @@
 """`dreampose prepare-dataset`: build the training layout from a folder of videos.
 
-For each video: ``OUT/<video name>/frames/000000.png ...`` and ``OUT/<video name>/poses.npz``
+For each video: ``OUT/<video name>/frames/frame_00000.png ...`` and ``OUT/<video name>/poses.npz``
 (DensePose through the pose extractor, one pose frame per written frame).
 """
 
@@ -61,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
 def prepare_video(video: Path, folder: Path, extractor, fps=None, max_frames=None, overwrite=False) -> None:
     """Frames as PNG and the pose file for one video, written so a crash leaves no half video:
     poses.npz (written last, atomically) marks a finished folder."""
-    from PIL import Image
-
+    from dreampose.media.frames import save_frame
     from dreampose.media.video_reader import VideoStream
     from pose_extraction.extract import extract_poses
 
@@ -74,7 +73,7 @@ def prepare_video(video: Path, folder: Path, extractor, fps=None, max_frames=Non
         old.unlink()
     count = 0
     for count, frame in enumerate(VideoStream(video, fps=fps, max_frames=max_frames), start=1):
-        Image.fromarray(frame).save(frames_dir / f"{count - 1:06d}.png")
+        save_frame(frames_dir, count - 1, frame)
     poses = extract_poses(video, extractor, fps=fps, max_frames=max_frames)
     if len(poses) != count:
         raise ValueError(f"decoded {count} frames but {len(poses)} poses; try without --fps")

@@ -24,10 +24,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from PIL import Image
-
     from dreampose.base.files import writable_file
-    from dreampose.rendering import render
+    from dreampose.media.frames import save_png
+    from dreampose.rendering.frames import preview_frame
+    from dreampose.rendering.grid import guidance_grid
 
     settings, poses = render_inputs(args)
     grid = _grid_values(args.guidance_grid)
@@ -36,16 +36,16 @@ def run(args) -> int:
     output = writable_file(args.output, suffixes=(".png",))
     pipe = load_model(args, settings)
     if grid is None:
-        picture = render.preview_frame(pipe, args.image, poses, args.frame, settings)
+        picture = preview_frame(pipe, args.image, poses, args.frame, settings)
     else:
-        picture = render.guidance_grid(pipe, args.image, poses, args.frame, *grid, settings).image
-    Image.fromarray(picture).save(output)
+        picture = guidance_grid(pipe, args.image, poses, args.frame, *grid, settings).image
+    save_png(output, picture)
     print(f"wrote {output}")
     return 0
 
 
 def _grid_values(text: str | None) -> tuple[list[float], list[float]] | None:
-    from dreampose.rendering.render import parse_scales
+    from dreampose.rendering.grid import parse_scales
 
     if text is None:
         return None

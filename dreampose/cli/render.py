@@ -55,19 +55,20 @@ def run(args) -> int:
 def run_single(args, settings, poses, frames) -> int:
     from tqdm.auto import tqdm
 
-    from dreampose.rendering import render
+    from dreampose.model.events import Finished, Progress
+    from dreampose.rendering.video import stream_video
 
     pipe = load_model(args, settings)
     with tqdm(desc="rendering", unit="step") as bar:
-
-        def on_step(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-        path, result = render.render_video(
+        for event in stream_video(
             pipe, args.image, poses, args.output, settings,
-            frames=frames, fps=args.fps, frames_dir=args.frames_dir, on_step=on_step, sound=args.sound,
-        )  # fmt: skip
+            frames=frames, fps=args.fps, frames_dir=args.frames_dir, sound=args.sound,
+        ):  # fmt: skip
+            if isinstance(event, Progress):
+                bar.total = event.total
+                bar.update(event.done - bar.n)
+            elif isinstance(event, Finished):
+                path, result = event.result
     print(f"wrote {path} ({len(result.frames)} frames at {args.fps or poses.fps:g} fps{_sound_text(result)})")
     return 0
 
@@ -79,7 +80,7 @@ def soundtrack(args, poses):
     from pathlib import Path
 
     from dreampose.media.video_reader import probe_video
-    from dreampose.rendering.render import Soundtrack
+    from dreampose.rendering.video import Soundtrack
 
     if args.no_audio:
         return None
@@ -113,28 +114,27 @@ def run_distributed(args, settings, poses, frames) -> int:
     """
     from pathlib import Path
 
+    from dreampose.media.frames import save_frames
     from dreampose.media.video_writer import write_mp4
-    from dreampose.rendering import parallel, render
+    from dreampose.rendering import parallel
+    from dreampose.rendering.frames import RenderResult
+    from dreampose.rendering.video import add_sound, partial_path
 
     rank, _ = parallel.init_distributed()
     if args.device is None:
         args.device = str(parallel.local_device())
     pipe = load_model(args, settings)
     frames = frames if frames is not None else list(range(len(poses)))
-
-    def render_chunk(chunk, on_frame):
-        return render.render_frames(pipe, args.image, poses, settings, frames=chunk, on_frame=on_frame)
-
-    stitched = parallel.render_sharded(frames, parallel.callback_chunk_renderer(render_chunk))
+    stitched = parallel.render_sharded(frames, parallel.chunk_renderer(pipe, args.image, poses, settings))
     if stitched is None:  # not process 0
         return 0
-    output = Path(args.output) if stitched.complete else render.partial_path(Path(args.output))
+    output = Path(args.output) if stitched.complete else partial_path(Path(args.output))
     if stitched.frames:
         write_mp4(stitched.frames, output, args.fps or poses.fps)
         if args.frames_dir is not None:
-            render.save_pngs(args.frames_dir, stitched.frame_indices, stitched.frames)
-        sound = render.RenderResult(frame_indices=list(stitched.frame_indices))
-        render.add_sound(output, sound, args.sound, poses.fps, args.fps or poses.fps)
+            save_frames(args.frames_dir, stitched.frame_indices, stitched.frames)
+        sound = RenderResult(frame_indices=list(stitched.frame_indices))
+        add_sound(output, sound, args.sound, poses.fps, args.fps or poses.fps)
     for rank_failed, error in stitched.errors.items():
         print(f"dreampose render: process {rank_failed} failed: {error}")
     print(f"wrote {output} ({len(stitched.frames)} of {len(frames)} frames)")

@@ -18,8 +18,8 @@ Output folder::
       settings.json             what was run; a rerun with other settings is refused
       evaluation.json / .md     the report (``dreampose.evaluation.report``)
       videos/<name>/
-        ours/000050.png ...     rendered frames at the metric size (kept as they finish)
-        truth/000050.png ...    ground-truth frames at the metric size
+        ours/frame_00050.png ...   rendered frames at the metric size (kept as they finish)
+        truth/frame_00050.png ...  ground-truth frames at the metric size
         metrics.json            per-frame metrics; written last, so it marks the video done
         side_by_side.mp4        input | pose | ground truth | ours
         subject/                the finetuned model while its video is in progress
@@ -42,9 +42,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dreampose.base.files import atomic_file, writable_folder
+from dreampose.base.files import writable_folder, write_text
+from dreampose.evaluation import metrics, report
 from dreampose.evaluation.settings import EvaluationSettings
+from dreampose.media.frames import frame_path, read_png, save_frame
 from dreampose.media.images import read_image
+from dreampose.model.events import Finished, FrameDone
 from dreampose.training.data import Video, find_videos, video_poses
 
 METRICS_FILE = "metrics.json"
@@ -104,8 +107,6 @@ def evaluate(
     ``videos``: only the first N videos (in name order). Setting ``cancel`` stops after the
     current step; finished videos are kept and reported.
     """
-    from dreampose.evaluation import metrics, report
-
     settings = settings or EvaluationSettings()
     output = writable_folder(output)
     selected = find_videos(dataset)
@@ -164,7 +165,7 @@ def _check_settings(output: Path, record: dict) -> None:
                 "rerun with the same settings to resume it, or choose another --output"
             )
         return
-    write_text_atomic(path, json.dumps(record, indent=2))
+    write_text(path, json.dumps(record, indent=2))
 
 
 def _differences(a, b, prefix: str = "") -> list[str]:
@@ -198,9 +199,7 @@ class _VideoRunner:
     def run(self, video: Video, folder: Path, on_frame) -> dict | None:
         """The video's metrics (read back if it finished earlier); None when cancelled."""
         if (folder / METRICS_FILE).is_file():
-            from dreampose.evaluation.report import loads
-
-            return loads((folder / METRICS_FILE).read_text())
+            return report.loads((folder / METRICS_FILE).read_text())
         settings = self.settings
         frames = target_frames(len(video.frames), settings)
         if settings.input_frame >= len(video.frames) or not frames:
@@ -212,7 +211,7 @@ class _VideoRunner:
             )
         poses = video_poses(video)
         seconds = {"finetune": 0.0, "render": 0.0}
-        pending = [f for f in frames if not _frame_path(folder / OURS_DIR, f).is_file()]
+        pending = [f for f in frames if not frame_path(folder / OURS_DIR, f).is_file()]
         if pending:
             start = time.monotonic()
             pipe = self._pipeline(video, poses, folder, on_frame)
@@ -260,37 +259,33 @@ class _VideoRunner:
     # ------------------------------------------------------------------ rendering
     def _render(self, pipe, video: Video, poses, pending: list[int], folder: Path, frames, on_frame) -> bool:
         """Render ``pending`` frames, saving each at the metric size as it finishes."""
-        from dreampose.rendering.render import render_frames
+        from dreampose.rendering.frames import stream_frames
 
         # Only the poses the windows read: the whole sequence of a long video on the GPU
         # costs ~1 GB at 640 x 512, and a window only reaches num_pose_frames // 2 frames out.
         half = pipe.num_pose_frames // 2
         first, last = max(0, min(pending) - half), min(len(poses), max(pending) + half + 1)
         window = poses.select(slice(first, last))
-        ours = folder / OURS_DIR
-        ours.mkdir(parents=True, exist_ok=True)
         rendered = len(frames) - len(pending)  # frames kept from an earlier run
-
-        def save(index: int, frame: np.ndarray) -> None:
-            nonlocal rendered
-            write_png_atomic(_frame_path(ours, index + first), to_metric_size(frame, self.settings))
-            rendered += 1
-            on_frame("render", rendered)
-
-        result = render_frames(
+        events = stream_frames(
             pipe,
             read_image(video.frames[self.settings.input_frame]),
             window,
             self.settings.render,
             frames=[f - first for f in pending],
-            on_frame=save,
             cancel=self.cancel,
         )
-        return not result.cancelled
+        for event in events:
+            if isinstance(event, FrameDone):
+                save_frame(folder / OURS_DIR, event.index + first, to_metric_size(event.image, self.settings))
+                rendered += 1
+                on_frame("render", rendered)
+            elif isinstance(event, Finished):
+                return not event.result.cancelled
+        return False
 
     # ------------------------------------------------------------------ scoring
     def _score(self, video: Video, poses, frames: list[int], folder: Path, seconds: dict) -> dict:
-        from dreampose.evaluation import report
         from dreampose.evaluation.metrics import frame_metrics
         from dreampose.media.canvas import fit_image
 
@@ -302,10 +297,10 @@ class _VideoRunner:
             frame = to_metric_size(
                 fit_image(read_image(video.frames[f]), render.height, render.width), self.settings
             )
-            write_png_atomic(_frame_path(truth_dir, f), frame)
+            save_frame(truth_dir, f, frame)
             truth.append(frame)
         truth = np.stack(truth)
-        ours = np.stack([read_png(_frame_path(folder / OURS_DIR, f)) for f in frames])
+        ours = np.stack([read_png(frame_path(folder / OURS_DIR, f)) for f in frames])
         scores = frame_metrics(ours, truth, self.networks)
         input_image = fit_image(
             read_image(video.frames[self.settings.input_frame]), render.height, render.width
@@ -326,16 +321,13 @@ class _VideoRunner:
             "mean": {name: float(np.mean(values)) for name, values in scores.items()},
             "seconds": seconds,
         }
-        write_text_atomic(folder / METRICS_FILE, report.dumps(result))
+        write_text(folder / METRICS_FILE, report.dumps(result))
         shutil.rmtree(folder / SUBJECT_DIR, ignore_errors=True)  # GBs per video for full finetuning
         return result
 
     def _skip(self, folder: Path, video: Video, reason: str) -> dict:
         result = {"video": video.name, "skipped": reason, "frames": []}
-        folder.mkdir(parents=True, exist_ok=True)
-        from dreampose.evaluation import report
-
-        write_text_atomic(folder / METRICS_FILE, report.dumps(result))
+        write_text(folder / METRICS_FILE, report.dumps(result))
         return result
 
 
@@ -354,15 +346,13 @@ def _set_metrics(output: Path, results: list[dict], networks) -> dict:
     Returns {"fid": value or None, "fvd": ..., "notes": {...}}; a metric that cannot be
     computed (too few frames or clips) gets None and a note saying why.
     """
-    from dreampose.evaluation import metrics
-
     finished = [r for r in results if not r.get("skipped")]
     folders = [output / VIDEOS_DIR / r["video"] for r in finished]
     out: dict = {"fid": None, "fvd": None, "notes": {}}
 
     def frames_of(sub: str):
         for folder, r in zip(folders, finished, strict=True):
-            yield np.stack([read_png(_frame_path(folder / sub, f)) for f in r["frames"]])
+            yield np.stack([read_png(frame_path(folder / sub, f)) for f in r["frames"]])
 
     try:
         out["fid"] = metrics.fid(frames_of(TRUTH_DIR), frames_of(OURS_DIR), networks)
@@ -403,28 +393,3 @@ def pose_panels(poses, frames: list[int], settings: EvaluationSettings) -> np.nd
     return np.stack(
         [cv2.resize(render_parts(lab), (width, height), interpolation=cv2.INTER_NEAREST) for lab in labels]
     )
-
-
-def _frame_path(folder: Path, index: int) -> Path:
-    return folder / f"{index:06d}.png"
-
-
-def read_png(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"cannot read {path}; delete it and rerun to render it again")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def write_png_atomic(path: Path, frame: np.ndarray) -> None:
-    """PNG via a temporary file and a rename: an interrupted run never leaves half a frame."""
-    ok, data = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ValueError(f"could not encode {path.name} as PNG")
-    with atomic_file(path) as tmp:
-        tmp.write_bytes(data.tobytes())
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    with atomic_file(path) as tmp:
-        tmp.write_text(text)

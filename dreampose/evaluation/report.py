@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dreampose.base.files import write_text
 from dreampose.evaluation.metrics import FRAME_METRICS, FVD_CLIP_LENGTH
 
 REPORT_JSON = "evaluation.json"
@@ -97,10 +98,8 @@ def summarise(results: list[dict], set_metrics: dict, settings, model: str, netw
 
 
 def write_report(output: Path, summary: dict) -> None:
-    from dreampose.evaluation.protocol import write_text_atomic
-
-    write_text_atomic(output / REPORT_JSON, dumps(summary))
-    write_text_atomic(output / REPORT_MD, markdown(summary))
+    write_text(output / REPORT_JSON, dumps(summary))
+    write_text(output / REPORT_MD, markdown(summary))
 
 
 def markdown(summary: dict) -> str:

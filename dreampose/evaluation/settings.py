@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from dreampose.rendering.render import FAST_PREVIEW, RenderSettings
+from dreampose.rendering.settings import FAST_PREVIEW, RenderSettings
 from dreampose.training.settings import DEFAULT_LORA_RANK, FinetuneSettings
 
 PRESETS = ("paper", "fast", "turbo")

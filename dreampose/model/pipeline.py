@@ -25,6 +25,7 @@ from dreampose.media.images import read_image
 from dreampose.model.adapter import ImageAdapter, adapter_for  # imported here so save/load round-trips it
 from dreampose.model.checks import check_guidance, check_interval, check_size, check_steps
 from dreampose.model.conditioning import vae_pixels
+from dreampose.model.events import FrameDone, Progress
 from dreampose.model.guidance import dual_guidance
 from dreampose.model.numerics import Numerics, SubjectEncoding, numerics_for
 from dreampose.model.pose_window import check_pose_array
@@ -36,6 +37,26 @@ from pose_extraction.pose_sequence import PoseSequence
 __all__ = ["DreamPosePipeline", "DreamPoseOutput", "ImageAdapter"]
 
 StepCallback = Callable[["DreamPosePipeline", int, int, dict], dict | None]
+
+
+@dataclass(frozen=True)
+class BatchConditions:
+    """What one frame batch is sampled from: the subject (c_I of the black and the real
+    photo, and official numerics' start latents) and each frame's pose window c_P."""
+
+    subject: SubjectEncoding
+    pose: torch.Tensor  # (B, 2 * num_pose_frames, h, w)
+    frame_indices: list[int]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How every frame batch is sampled: eq. 4's weights sI and sP, the steps, turbo."""
+
+    image_guidance_scale: float
+    pose_guidance_scale: float
+    num_inference_steps: int
+    turbo: int | None = None
 
 
 @dataclass
@@ -124,16 +145,14 @@ class DreamPosePipeline(DiffusionPipeline):
     ) -> DreamPoseOutput | tuple:
         """Render frames of ``poses`` with the subject in ``image``, all at once.
 
-        Takes every argument of :meth:`iter_frames` (``sampling``); ``output_type`` is "pil"
+        Takes every argument of :meth:`stream` (``sampling``); ``output_type`` is "pil"
         (a list of images) or "np" (uint8 (N, H, W, 3)).
         """
         if output_type not in ("pil", "np"):
             raise ValueError(f"output_type must be 'pil' or 'np'; got {output_type!r}")
-        indices, chunks = [], []
-        for batch_indices, batch in self.iter_frames(image, poses, **sampling):
-            indices += batch_indices
-            chunks.append(batch)
-        frames = np.concatenate(chunks)
+        done = [event for event in self.stream(image, poses, **sampling) if isinstance(event, FrameDone)]
+        indices = [event.index for event in done]
+        frames = np.stack([event.image for event in done])
         if output_type == "pil":
             frames = [PIL.Image.fromarray(f) for f in frames]
         if not return_dict:
@@ -141,7 +160,7 @@ class DreamPosePipeline(DiffusionPipeline):
         return DreamPoseOutput(frames=frames, frame_indices=indices)
 
     @torch.no_grad()
-    def iter_frames(
+    def stream(
         self,
         image,
         poses: PoseSequence | np.ndarray | torch.Tensor,
@@ -158,9 +177,11 @@ class DreamPosePipeline(DiffusionPipeline):
         callback_on_step_end: StepCallback | None = None,
         turbo: int | None = None,
         contrast_stretch: bool = True,
-    ) -> Iterator[tuple[list[int], np.ndarray]]:
-        """Render ``frames`` (default: all) batch by batch, yielding (frame indices, uint8
-        frames (B, H, W, 3)), so a caller keeps every finished frame if a later one fails.
+    ) -> Iterator[Progress | FrameDone]:
+        """Render ``frames`` (default: all) as a stream of events: :class:`Progress` after
+        every denoising step (steps done over the whole call), :class:`FrameDone` as each
+        frame is decoded. Stopping the iteration stops the render within one step, and a
+        caller keeps every frame handed out if a later one fails.
 
         ``image`` is a path, PIL image or array; it is fitted onto the height x width canvas
         without distortion (letterbox), as are poses of another size. ``poses`` is a
@@ -169,12 +190,12 @@ class DreamPosePipeline(DiffusionPipeline):
         call samples with its own scheduler, so concurrent calls cannot disturb each other.
         The seed is taken from ``generator.initial_seed()`` so any frame renders the same
         whichever frames share its call. ``callback_on_step_end(pipe, step, timestep,
-        {"latents", "frame_indices"})`` runs after every denoising step; raising from it
-        stops the render. ``turbo=N`` runs the whole UNet only every N-th step and its
+        {"latents", "frame_indices"})`` (as in diffusers) runs after every denoising step and
+        may return new latents. ``turbo=N`` runs the whole UNet only every N-th step and its
         shallow layers in between (DeepCache, see ``turbo.py``); None is the plain sampler.
 
         Models with official numerics prepare their inputs as the official code does
-        instead (stretched photo and poses, see ``conditioning``), and ``contrast_stretch``
+        instead (stretched photo and poses, see ``numerics``), and ``contrast_stretch``
         stretches each of their frames to 0..255 as the official code does before saving.
         """
         # 0. Check inputs
@@ -191,7 +212,7 @@ class DreamPosePipeline(DiffusionPipeline):
         latent_size = (height // self.vae_scale_factor, width // self.vae_scale_factor)
         seed = generator.initial_seed() if generator is not None else secrets.randbits(63)
         scheduler = self.make_scheduler(scheduler)
-
+        sampling = Sampling(image_guidance_scale, pose_guidance_scale, num_inference_steps, turbo)
         numerics = self.numerics
 
         # 2. Place the subject and the poses on the canvas
@@ -199,27 +220,31 @@ class DreamPosePipeline(DiffusionPipeline):
         uv = numerics.place_poses(uv, height, width, device)
 
         # 3. Encode the subject image once: the unconditional (black) and the real one
-        encoded = numerics.encode_subject(self, subject, device, dtype)
+        encoded = self.encode_subject(subject, device, dtype)
 
-        # 4. Sample frame batches
-        for start in range(0, len(frames), frame_batch_size):
-            batch = frames[start : start + frame_batch_size]
-            pose = numerics.pose_condition(uv, batch, latent_size, self.num_pose_frames, (height, width))
-            noise = self.prepare_noise(batch, latent_size, seed, same_noise_for_all_frames)
-            latents = self.denoise(
-                scheduler,
-                noise.to(device=device, dtype=dtype),
-                pose.to(device=device, dtype=dtype),
-                encoded,
-                image_guidance_scale,
-                pose_guidance_scale,
-                num_inference_steps,
-                batch,
-                callback_on_step_end,
-                turbo,
-            )
-            yield batch, numerics.finish_frames(self.decode_latents(latents), contrast_stretch)
-        self.maybe_free_model_hooks()  # with CPU offload: move the last model off the GPU
+        # 4. Sample frame batches, reporting every step; 5. decode each batch
+        per_frame = self.steps_per_frame(scheduler, num_inference_steps)
+        total = len(frames) * per_frame
+        try:
+            for start in range(0, len(frames), frame_batch_size):
+                batch = frames[start : start + frame_batch_size]
+                pose = numerics.pose_condition(uv, batch, latent_size, self.num_pose_frames, (height, width))
+                conditions = BatchConditions(encoded, pose.to(device=device, dtype=dtype), batch)
+                noise = self.prepare_noise(batch, latent_size, seed, same_noise_for_all_frames)
+                denoising = self.denoise(
+                    scheduler,
+                    noise.to(device=device, dtype=dtype),
+                    conditions,
+                    sampling,
+                    callback_on_step_end,
+                )
+                for step, latents in enumerate(denoising):  # noqa: B007 - the last step's are the result
+                    yield Progress(start * per_frame + (step + 1) * len(batch), total)
+                images = numerics.finish_frames(self.decode_latents(latents), contrast_stretch)
+                for index, frame in zip(batch, images, strict=True):
+                    yield FrameDone(index, frame)
+        finally:
+            self.maybe_free_model_hooks()  # with CPU offload: move the last model off the GPU
 
     def make_scheduler(self, scheduler: str | SchedulerMixin | None = None) -> SchedulerMixin:
         """A new scheduler for one call: of the named kind, or like the model's own."""
@@ -287,51 +312,57 @@ class DreamPosePipeline(DiffusionPipeline):
             [torch.randn(shape, generator=torch.Generator().manual_seed(seed + i)) for i in frame_indices]
         )
 
+    def steps_per_frame(self, scheduler: str | SchedulerMixin | None, num_inference_steps: int) -> int:
+        """Denoising steps one frame really takes: PNDM, for one, runs one more than asked."""
+        scheduler = self.make_scheduler(scheduler)
+        scheduler.set_timesteps(num_inference_steps)
+        return len(scheduler.timesteps)
+
     def denoise(
         self,
-        scheduler,
-        latents,
-        pose,
-        subject: SubjectEncoding,
-        image_guidance_scale,
-        pose_guidance_scale,
-        num_inference_steps,
-        frame_indices,
-        callback_on_step_end,
-        turbo: int | None = None,
-    ) -> torch.Tensor:
-        """Run the sampler on one frame batch. The three guidance branches, for every frame
-        of the batch, share one UNet call: (∅, ∅), (c_I, c_P), (c_I, ∅)."""
-        batch = latents.shape[0]
-        scheduler.set_timesteps(num_inference_steps, device=latents.device)
-        timesteps = scheduler.timesteps
-        latents = self.numerics.start_latents(scheduler, latents, subject)
+        scheduler: SchedulerMixin,
+        noise: torch.Tensor,
+        conditions: BatchConditions,
+        sampling: Sampling,
+        callback_on_step_end: StepCallback | None = None,
+    ) -> Iterator[torch.Tensor]:
+        """Run the sampler on one frame batch, yielding the latents after every step (the last
+        are the result). The three guidance branches, for every frame of the batch, share one
+        UNet call: (∅, ∅), (c_I, c_P), (c_I, ∅)."""
+        batch = noise.shape[0]
+        subject, pose = conditions.subject, conditions.pose
+        scheduler.set_timesteps(sampling.num_inference_steps, device=noise.device)
+        latents = self.numerics.start_latents(scheduler, noise, subject)
         no_pose = torch.zeros_like(pose)
         pose_in = torch.cat([no_pose, pose, no_pose])
         embeds = torch.cat(
             [subject.unconditional.expand(batch, -1, -1), subject.conditional.expand(2 * batch, -1, -1)]
         )
         # Turbo: a fresh DeepCache wrapper per frame batch, so no two loops share its cache.
-        unet = self.unet if turbo is None else DeepCacheUNet(self.unet, interval=turbo)
+        unet = self.unet if sampling.turbo is None else DeepCacheUNet(self.unet, interval=sampling.turbo)
 
-        with self.progress_bar(total=len(timesteps)) as progress:
-            for i, t in enumerate(timesteps):
+        with self.progress_bar(total=len(scheduler.timesteps)) as progress:
+            for i, t in enumerate(scheduler.timesteps):
                 model_input = scheduler.scale_model_input(torch.cat([latents] * 3), t)
                 model_input = torch.cat([model_input, pose_in], dim=1)
                 eps = unet(model_input, t, encoder_hidden_states=embeds).sample
                 eps_uncond, eps_image_pose, eps_image = eps.chunk(3)
                 eps = dual_guidance(
-                    eps_uncond, eps_image, eps_image_pose, image_guidance_scale, pose_guidance_scale
+                    eps_uncond,
+                    eps_image,
+                    eps_image_pose,
+                    sampling.image_guidance_scale,
+                    sampling.pose_guidance_scale,
                 )
                 latents = scheduler.step(eps, t, latents).prev_sample
                 if callback_on_step_end is not None:
                     out = callback_on_step_end(
-                        self, i, int(t), {"latents": latents, "frame_indices": list(frame_indices)}
+                        self, i, int(t), {"latents": latents, "frame_indices": list(conditions.frame_indices)}
                     )
                     if out and "latents" in out:
                         latents = out["latents"]
                 progress.update()
-        return latents
+                yield latents
 
     def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
         """Latents -> RGB uint8 frames (B, H, W, 3)."""

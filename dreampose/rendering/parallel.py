@@ -37,7 +37,7 @@ __all__ = [
     "local_device",
     "gather_frames",
     "render_sharded",
-    "callback_chunk_renderer",
+    "chunk_renderer",
 ]
 
 # Given this process's frame indices, yields (frame index, RGB uint8 frame) as each finishes.
@@ -156,8 +156,8 @@ def gather_frames(shard: Shard, frames: Sequence[int]) -> StitchedFrames | None:
 def render_sharded(frames: Sequence[int], render_chunk: RenderChunk) -> StitchedFrames | None:
     """Render this process's chunk of ``frames`` with ``render_chunk`` and gather on process 0.
 
-    ``render_chunk(chunk)`` yields (frame index, frame) as each frame finishes, so frames
-    finished before an error are kept. An exception is reported to process 0 (in
+    ``render_chunk(chunk)`` yields (frame index, frame) as each frame finishes (as
+    :func:`chunk_renderer` does), so frames finished before an error are kept. An exception is reported to process 0 (in
     ``.errors``) instead of leaving the other processes waiting forever at the gather; a
     lone process re-raises it. Returns the stitched frames on process 0, ``None`` elsewhere.
     """
@@ -174,26 +174,13 @@ def render_sharded(frames: Sequence[int], render_chunk: RenderChunk) -> Stitched
     return gather_frames(shard, frames)
 
 
-def callback_chunk_renderer(
-    render: Callable[[list[int], Callable[[int, np.ndarray], None]], object],
-) -> RenderChunk:
-    """A ``render_chunk`` from a renderer that reports frames through a callback.
-
-    ``render(chunk, on_frame)`` must call ``on_frame(index, frame)`` as each frame finishes
-    (as ``service.render_frames`` does). Frames reported before an error are yielded, then
-    the error is re-raised, so ``render_sharded`` keeps them and reports the error.
-    """
+def chunk_renderer(pipe, image, poses, settings) -> RenderChunk:
+    """The ``render_chunk`` of `dreampose render`: the finished frames of a process's chunk
+    (none for an empty one), an error after the frames finished before it."""
+    from dreampose.rendering.frames import finished_frames, stream_frames
 
     def render_chunk(chunk: list[int]) -> Iterable[tuple[int, np.ndarray]]:
-        finished: list[tuple[int, np.ndarray]] = []
-        error: Exception | None = None
         if chunk:
-            try:
-                render(chunk, lambda index, frame: finished.append((index, frame)))
-            except Exception as e:
-                error = e
-        yield from finished
-        if error is not None:
-            raise error
+            yield from finished_frames(stream_frames(pipe, image, poses, settings, frames=chunk))
 
     return render_chunk

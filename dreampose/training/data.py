@@ -4,7 +4,7 @@ Layout (the UBC Fashion layout; ``dreampose prepare-dataset`` builds it from vid
 
     DATASET/
       <video name>/
-        frames/        000000.png, 000001.png, ...  (PNG or JPEG, in name order)
+        frames/        frame_00000.png, frame_00001.png, ...  (PNG or JPEG, any names, in name order)
         poses.npz      the video's pose file (PoseSequence): one pose frame per image,
                        in the same order, at the frames' size or a uniformly shrunk one
 
@@ -45,7 +45,7 @@ CACHE_DIR = ".dreampose-cache"
 POSE_CACHE_STRIDE = 4  # cached poses at 1/4 of the canvas: twice the latent grid
 
 LAYOUT_HELP = (
-    "expected one folder per video, each with frames/ (000000.png, 000001.png, ...) and "
+    "expected one folder per video, each with frames/ (frame_00000.png, frame_00001.png, ...) and "
     "poses.npz holding one pose frame per image (make it with `dreampose prepare-dataset`)"
 )
 

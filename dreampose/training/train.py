@@ -281,8 +281,7 @@ def _write_sample(
     accelerator, pipe, unet, adapter, data, output: Path, step: int, settings: TrainSettings
 ) -> None:
     """Render one held frame (subject | target | generated) to samples/step-N.png."""
-    from PIL import Image
-
+    from dreampose.media.frames import save_png
     from dreampose.model.pipeline import DreamPosePipeline
 
     video = data.videos[0]
@@ -314,8 +313,7 @@ def _write_sample(
     unet.train()
     adapter.train()
     strip = np.concatenate([subject, target, frame], axis=1)
-    (output / "samples").mkdir(exist_ok=True)
-    Image.fromarray(strip).save(output / "samples" / f"step-{step}.png")
+    save_png(output / "samples" / f"step-{step}.png", strip)
     for tracker in accelerator.trackers:
         if tracker.name == "tensorboard":
             tracker.writer.add_image("sample", strip, step, dataformats="HWC")

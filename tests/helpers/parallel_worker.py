@@ -9,8 +9,8 @@ from dataclasses import replace
 import numpy as np
 
 from dreampose.model.tiny import tiny_pipeline
-from dreampose.rendering.parallel import callback_chunk_renderer, render_sharded, world
-from dreampose.rendering.render import RenderSettings, render_frames
+from dreampose.rendering.parallel import chunk_renderer, render_sharded, world
+from dreampose.rendering.settings import RenderSettings
 
 NUM_FRAMES = 5  # odd, so the chunks differ in size (3 + 2)
 SETTINGS = RenderSettings(num_inference_steps=2, height=64, width=64, frame_batch_size=2, seed=7)
@@ -33,13 +33,6 @@ def failing_on_rank_1(render_chunk):
             yield item
 
     return render
-
-
-def chunk_renderer(pipe, image, poses, settings):
-    """What `dreampose render` does in each process: render_frames on this process's chunk."""
-    return callback_chunk_renderer(
-        lambda chunk, on_frame: render_frames(pipe, image, poses, settings, frames=chunk, on_frame=on_frame)
-    )
 
 
 def main(out: str) -> None:
