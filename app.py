@@ -35,7 +35,7 @@ from dreampose.app import finetune as finetune_step
 from dreampose.app import poses as pose_step
 from dreampose.app import render as render_step
 from dreampose.app.messages import OUT_OF_MEMORY, UserError, for_page, is_out_of_memory, sentence, warning
-from dreampose.app.service import AppService, load_status, recall, save_status
+from dreampose.app.service import AppService
 from dreampose.app.zerogpu import gpu
 from dreampose.cli.options import add_speed_arguments, speed_settings
 from dreampose.model.events import FrameDone, Progress
@@ -113,7 +113,7 @@ def kept_status(service: AppService, session, kind: str):
             yield
     except gr.Error as e:
         with contextlib.suppress(Exception):  # the session may have closed meanwhile
-            save_status(session, kind, f"**Error:** {e.message}")
+            session.save_status(kind, f"**Error:** {e.message}")
         raise
 
 
@@ -168,7 +168,7 @@ def create_handlers(service: AppService) -> dict:
         for text in r.warnings:
             gr.Warning(for_page(text), duration=None)
         status = for_page(pose_step.warnings_text(r))
-        save_status(session, "poses", status)
+        session.save_status("poses", status)
         first, last = service.render_range(r.num_frames)
         return str(r.preview_video), r.subject_image, status, 0, first, last
 
@@ -191,7 +191,7 @@ def create_handlers(service: AppService) -> dict:
                 vae_steps, _bar(progress),
             )  # fmt: skip
         status = for_page(r.message)
-        save_status(session, "finetune", status)
+        session.save_status("finetune", status)
         return status, (str(r.download) if r.download else None)
 
     @gpu(duration=120)
@@ -208,7 +208,7 @@ def create_handlers(service: AppService) -> dict:
                 settings(s_i, s_p, steps, sampler, seed, fast), _bar(progress),
             )  # fmt: skip
         status = for_page(used)
-        save_status(session, "preview", status)
+        session.save_status("preview", status)
         return str(image), status
 
     @gpu(duration=300)
@@ -229,7 +229,7 @@ def create_handlers(service: AppService) -> dict:
             f"Guidance grid of frame {_int(frame)}: rows sI {', '.join(f'{v:g}' for v in image_scales)}; "
             f"columns sP {', '.join(f'{v:g}' for v in pose_scales)}. Click a cell to use its sI and sP."
         )
-        save_status(session, "preview", status)
+        session.save_status("preview", status)
         return str(path), status
 
     @gpu(duration=900)
@@ -257,7 +257,7 @@ def create_handlers(service: AppService) -> dict:
         if r.video is None:
             raise gr.Error(for_page(r.message))
         status = for_page(r.message)
-        save_status(session, "render", status)
+        session.save_status("render", status)
         yield (
             r.last_frame,
             str(r.video),
@@ -619,7 +619,7 @@ def create_demo(service: AppService) -> gr.Blocks:
             def after(request: gr.Request):
                 session = service.session(request.session_hash)
                 ready = not service.setting_up or kind == "poses"
-                out = [load_status(session, kind)]
+                out = [session.load_status(kind)]
                 out += [gr.Button(interactive=ready)] * n_buttons + [gr.Button(interactive=False)]
                 return out + (extra(session) if extra else [])
 
@@ -634,7 +634,7 @@ def create_demo(service: AppService) -> gr.Blocks:
 
         def next_part(session):
             """After a render: the range moves on to the next part when frames remain."""
-            part = recall(session).get("next_range")
+            part = session.recall().get("next_range")
             return [part[0], part[1]] if part else [gr.skip(), gr.skip()]
 
         private = {"api_visibility": "private", "show_progress": "hidden", "queue": False}
@@ -692,7 +692,7 @@ def create_demo(service: AppService) -> gr.Blocks:
         def pick_cell(evt: gr.SelectData, request: gr.Request):
             """A click on the guidance grid: that cell's sI and sP go to the sliders."""
             x, y = evt.index
-            scales = render_step.grid_scales_at(service.session(request.session_hash), x, y)
+            scales = service.session(request.session_hash).grid_scales_at(x, y)
             if scales is None:
                 return gr.skip(), gr.skip()
             gr.Info(f"sI {scales[0]:g} and sP {scales[1]:g} are set.")

@@ -25,7 +25,7 @@ from dreampose.app import render as render_step
 from dreampose.app.examples import BUNDLED_NOTE
 from dreampose.app.messages import UserError
 from dreampose.app.models import model_status
-from dreampose.app.service import AppService, current_subject
+from dreampose.app.service import AppService
 from dreampose.app.uploads import AppLimits
 from dreampose.media.video_reader import probe_video
 from dreampose.model.events import Finished, FrameDone, Progress
@@ -362,7 +362,7 @@ def test_cancelling_finetuning_says_what_happened(app_service, posed):
     assert outcome.message.startswith(
         "Finetuning was cancelled before its first step finished: nothing was trained"
     )
-    assert current_subject(session) is None and not list(session.folder.glob("subject_model_*"))
+    assert session.current_subject() is None and not list(session.folder.glob("subject_model_*"))
 
     def cancel_after_two(done, total, text):
         if done == 2:
@@ -370,7 +370,7 @@ def test_cancelling_finetuning_says_what_happened(app_service, posed):
 
     outcome = finetune_step.finetune(app_service, session, None, lora=True, progress=cancel_after_two)
     assert outcome.cancelled and outcome.message.startswith("Cancelled after 2 of 10 steps")
-    assert current_subject(session) == outcome.model_dir
+    assert session.current_subject() == outcome.model_dir
 
 
 # ----------------------------------------------------------------------------- step 4: one frame
@@ -409,10 +409,10 @@ def test_guidance_grid_cells_map_clicks_to_their_scales(app_service, posed):
         for j in range(2):
             y, x = layout.origin(i, j)
             assert np.array_equal(image[y : y + 64, x : x + 64], grid.frames[i][j])
-            cells[(i, j)] = render_step.grid_scales_at(session, x + 32, y + 32)
+            cells[(i, j)] = session.grid_scales_at(x + 32, y + 32)
     assert cells == {(0, 0): (2.0, 1.0), (0, 1): (2.0, 3.0), (1, 0): (8.0, 1.0), (1, 1): (8.0, 3.0)}
     assert not np.array_equal(grid.frames[0][0], grid.frames[1][1]), "cells differ by guidance"
-    assert render_step.grid_scales_at(session, 2, 2) is None, "the label corner is no cell"
+    assert session.grid_scales_at(2, 2) is None, "the label corner is no cell"
     # The labels are drawn outside the cells, in the header and the left column.
     assert image[: layout.top, layout.left :].max() == 255 and image[layout.top :, : layout.left].max() == 255
 

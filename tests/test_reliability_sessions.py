@@ -28,8 +28,9 @@ from PIL import Image
 from dreampose.app.sessions import SessionClosed, SessionStore
 from tests.helpers import REPO
 from tests.helpers.app import PHOTO, VIDEO, launch_tiny_app
+from tests.helpers.clock import FakeClock
 
-TTL = 1.0  # seconds of idleness before a session is deleted, in these tests
+TTL = 60.0  # seconds of idleness before a session is deleted, on the tests' own clock
 # frames 0..3 at sI 8, sP 3 with 25 dpm++ steps, seed 0, no side-by-side video, no sound
 RENDER = dict(
     first=0, last=3, s_i=8, s_p=3, steps=25, sampler="dpm++", seed=0, side_by_side=False, keep_sound=False
@@ -62,11 +63,18 @@ def _files(folder: Path) -> list[Path]:
 
 @pytest.fixture
 def short_ttl_app(tmp_path):
-    """The app with a 1 s idle timeout, swept in the background as ``app.py`` does, two jobs at once."""
+    """The app with a 60 s idle timeout on a clock the test moves, swept in the background
+    (every 0.1 s of real time) as ``app.py`` does, two jobs at once."""
+    clock = FakeClock()
     demo, service = launch_tiny_app(
-        tmp_path / "sessions", concurrency=2, sweep_every=0.1, session_ttl_s=TTL, max_pose_frames=6
+        tmp_path / "sessions",
+        concurrency=2,
+        sweep_every=0.1,
+        session_ttl_s=TTL,
+        max_pose_frames=6,
+        clock=clock,
     )
-    yield demo, service
+    yield demo, service, clock
     demo.close()
     service.close()
 
@@ -74,7 +82,7 @@ def short_ttl_app(tmp_path):
 # ----------------------------------------------------------------------------- through the server
 @pytest.mark.slow
 def test_a_render_longer_than_the_idle_timeout_is_never_swept(short_ttl_app):
-    demo, service = short_ttl_app
+    demo, service, clock = short_ttl_app
     alice, bob = Client(demo.local_url, verbose=False), Client(demo.local_url, verbose=False)
     _extract(alice)
     session = service.sessions.find(alice.session_hash)
@@ -82,7 +90,7 @@ def test_a_render_longer_than_the_idle_timeout_is_never_swept(short_ttl_app):
 
     job = alice.submit(**RENDER, api_name="/render")
     _wait_for(lambda: "render" in session.jobs, 60, "the render to start")
-    time.sleep(2 * TTL)  # by the time her render started, Alice's session is now "idle"
+    clock.advance(2 * TTL)  # by the time her render started, Alice's session is now "idle"
     assert "render" in session.jobs, "the render ended too soon to prove anything"
     with pytest.raises(Exception, match="add a photo"):  # Bob's request sweeps the sessions too
         _preview(bob)
@@ -94,7 +102,8 @@ def test_a_render_longer_than_the_idle_timeout_is_never_swept(short_ttl_app):
     assert Path(image).is_file() and "Frame 0" in used
     assert folder.is_dir()
     # And once really idle, the background sweep deletes the session and all its files.
-    _wait_for(lambda: not folder.exists(), 10 * TTL, "the idle session to be deleted")
+    clock.advance(2 * TTL)
+    _wait_for(lambda: not folder.exists(), 10, "the idle session to be deleted")
     assert service.sessions.find(alice.session_hash) is None
 
 
@@ -212,16 +221,17 @@ def _responds(url: str) -> bool:
 
 # ----------------------------------------------------------------------------- the store's rules
 def test_a_session_with_a_running_job_is_never_swept(tmp_path):
-    store = SessionStore(tmp_path, ttl_s=0.01)
+    clock = FakeClock()
+    store = SessionStore(tmp_path, ttl_s=10, clock=clock)
     session = store.get("busy")
     with session.job("render"):
-        time.sleep(0.05)
+        clock.advance(50)
         store.sweep()
         assert session.folder.is_dir() and store.find("busy") is session
-    time.sleep(0.005)
+    clock.advance(5)
     store.sweep()  # idle for less than the TTL since the job ended
     assert session.folder.is_dir()
-    time.sleep(0.05)
+    clock.advance(50)
     store.sweep()
     assert not session.folder.exists() and store.find("busy") is None
 
@@ -251,3 +261,30 @@ def test_closing_a_session_cancels_its_job_and_waits_for_it(tmp_path):
     with pytest.raises(SessionClosed), session.job("render"):
         pass  # ... and new jobs
     assert list(tmp_path.iterdir()) == []
+
+
+def test_what_a_session_keeps_is_written_whole_and_read_back(tmp_path):
+    """Facts, status lines, the current subject and the last grid live in the session's folder,
+    each written atomically (no temporary file is left), and read back by any later step."""
+    from dreampose.rendering.grid import GuidanceGrid, grid_mosaic
+
+    session = SessionStore(tmp_path).get("tab")
+    session.remember(photo="My Photo!.jpg", sound=None)
+    session.remember(video="dance")  # adds to what was remembered
+    assert session.recall() == {"photo": "My Photo!.jpg", "sound": None, "video": "dance"}
+    assert (session.photo_name, session.video_name) == ("My-Photo", "dance")
+    session.save_status("render", "**Error:** the disk is full.")
+    assert (
+        session.load_status("render") == "**Error:** the disk is full." and session.load_status("poses") == ""
+    )
+    assert session.current_subject() is None
+    subject = session.new_subject_folder()
+    subject.mkdir()
+    session.use_subject(subject)
+    assert session.current_subject() == subject
+    cells = [[np.zeros((8, 8, 3), np.uint8)] * 2] * 2
+    _, layout = grid_mosaic(cells, [2, 4], [1, 3])
+    session.save_grid(GuidanceGrid(np.zeros((1, 1, 3), np.uint8), cells, [2.0, 4.0], [1.0, 3.0], layout))
+    y, x = layout.origin(1, 0)
+    assert session.grid_scales_at(x + 1, y + 1) == (4.0, 1.0) and session.grid_scales_at(0, 0) is None
+    assert not [p for p in session.folder.rglob("*") if ".tmp" in p.name], "no temporary file is left"

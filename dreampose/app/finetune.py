@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dreampose.app.messages import Eta, UserError, duration, sentence
-from dreampose.app.service import SUBJECT_POINTER, AppService, OnProgress, file_stem, no_progress, recall
+from dreampose.app.service import AppService, OnProgress, no_progress
 from dreampose.app.sessions import Session
+from dreampose.base.files import atomic_file
 
 MAX_DOWNLOAD_BYTES = 2 * 2**30  # larger finetuned subjects are not zipped for download
 
@@ -84,7 +85,7 @@ def finetune(
             check_cancel()
         except FinetuneCancelled:
             return FinetuneOutcome(None, None, True, NOTHING_TRAINED)
-        output = session.path(f"subject_model_{time.time_ns()}")
+        output = session.new_subject_folder()
         started = time.monotonic()
         result = _train(app, pipe, photo_paths, poses, output, settings, progress, cancel)
         # Everything that writes into the session stays inside the job: closing the tab waits
@@ -93,8 +94,8 @@ def finetune(
         if result.cancelled and done == 0:
             shutil.rmtree(output, ignore_errors=True)
             return FinetuneOutcome(None, None, True, NOTHING_TRAINED)
-        (session.folder / SUBJECT_POINTER).write_text(output.name)
-        name = f"dreampose_subject_{file_stem(recall(session).get('photo'))}_{'lora' if lora else 'full'}.zip"
+        session.use_subject(output)
+        name = f"dreampose_subject_{session.photo_name}_{'lora' if lora else 'full'}.zip"
         download = zip_model(output, output.parent / name)
     message = (
         f"Cancelled after {done} of {total} steps: the partly finetuned subject is kept, and previews and "
@@ -156,7 +157,7 @@ def zip_model(folder: Path, target: Path | None = None) -> Path | None:
     if size > MAX_DOWNLOAD_BYTES:
         return None
     target = target or folder.with_suffix(".zip")
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as z:
+    with atomic_file(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
         for f in sorted(folder.rglob("*")):
             if f.is_file():
                 z.write(f, Path(folder.name) / f.relative_to(folder))

@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from dreampose.app.messages import Eta, UserError, sentence, warning
-from dreampose.app.service import AppService, OnProgress, no_progress, recall, remember
+from dreampose.app.service import AppService, OnProgress, no_progress
 from dreampose.app.sessions import Session
 from dreampose.app.uploads import check_upload_size, driving_kind
 from pose_extraction.pose_sequence import PoseFileError, PoseSequence
@@ -73,7 +72,7 @@ def extract_poses(
 
         try:
             key = _request_key(driving, fps, start, end, max_frames)
-            facts = recall(session)
+            facts = session.recall()
             if driving and facts.get("extracted") == key and session.raw_poses_path.is_file():
                 # The same upload with the same options (the page sends the video again when
                 # only "align" changed): place the poses extracted before, extract nothing.
@@ -86,7 +85,7 @@ def extract_poses(
                 )  # fmt: skip
                 check_cancel()
                 raw.save(session.raw_poses_path)  # kept even if the steps below fail
-                remember(session, extracted=key, extract_notes=notes, extract_warnings=warnings)
+                session.remember(extracted=key, extract_notes=notes, extract_warnings=warnings)
             elif session.raw_poses_path.is_file():
                 raw = PoseSequence.load(session.raw_poses_path)
             else:
@@ -142,7 +141,7 @@ def _read_driving(
             seq = load_driving_poses(
                 path, fps=fps or None, max_frames=cap, max_bytes=app.limits.max_pose_bytes
             )
-            remember(session, video=path.stem, sound=None)
+            session.remember(video=path.stem, sound=None)
         elif (bundled := bundled_video_poses(path)) is not None:
             seq = _at_times(bundled, fps, start, end, int(max_frames) if max_frames else None)
             notes.append(BUNDLED_NOTE)
@@ -217,11 +216,8 @@ def _keep_sound(session: Session, video: Path, start: float | None) -> None:
     """Keep the driving video's soundtrack for the render: pose frame k is its instant start + k / fps."""
     from dreampose.media.video_reader import probe_video
 
-    keep = None
-    if probe_video(video).has_audio:
-        keep = session.path("driving" + video.suffix.lower())
-        shutil.copyfile(video, keep)
-    remember(session, video=video.stem, sound=keep.name if keep else None, sound_start=float(start or 0.0))
+    keep = session.keep_driving_sound(video) if probe_video(video).has_audio else None
+    session.remember(video=video.stem, sound=keep.name if keep else None, sound_start=float(start or 0.0))
 
 
 def _subject_pose(app: AppService, session: Session, photo: Path, required: bool, progress, check_cancel):
@@ -230,7 +226,7 @@ def _subject_pose(app: AppService, session: Session, photo: Path, required: bool
     from dreampose.media.images import read_image
     from pose_extraction.extract import extract_image_pose
 
-    cached = session.folder / f"subject_pose_{photo.stem}.npz"
+    cached = session.subject_pose_path(photo)
     if cached.is_file():
         return PoseSequence.load(cached)
     seq = bundled_photo_pose(read_image(photo))
@@ -305,7 +301,7 @@ def _place(app, session, raw, subject, align, warnings) -> tuple[Path, PoseSeque
 
     height, width = app.canvas
     before = place_poses(raw, height, width)
-    preview = session.path("poses_preview.mp4")
+    preview = session.pose_preview_path
     problem = implausible_body(before, subject, app.canvas)
     if problem is not None:
         warnings.append(

@@ -2,15 +2,14 @@
 video. Both use the session's finetuned subject when it has one.
 
 A render is a stream of events (:func:`render_stream`: progress, each frame as it finishes,
-then the outputs), so a person can stop a bad render early; it keeps the driving video's sound, cut to the rendered frames; it always
-gives the clean video, and the side-by-side view (photo | pose | result) as a second file.
-Files get names a person recognises in their downloads folder.
+then the outputs), so a person can stop a bad render early; it keeps the driving video's
+sound, cut to the rendered frames; it always gives the clean video, and the side-by-side view
+(photo | pose | result) as a second file. Files get names a person recognises in their
+downloads folder.
 """
 
 from __future__ import annotations
 
-import json
-import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -19,27 +18,18 @@ from pathlib import Path
 import numpy as np
 
 from dreampose.app.messages import OUT_OF_MEMORY, Eta, UserError, duration, is_out_of_memory, sentence
-from dreampose.app.service import (
-    AppService,
-    OnProgress,
-    check_frame,
-    current_subject,
-    file_stem,
-    no_progress,
-    recall,
-    remember,
-)
+from dreampose.app.service import AppService, OnProgress, check_frame, no_progress
 from dreampose.app.sessions import Session
+from dreampose.base.files import atomic_file
 from dreampose.media.frames import save_png
 from dreampose.model.events import Event, Finished, FrameDone, Progress, result_of
 from dreampose.rendering.frames import RenderCancelled, RenderResult, stream_preview
-from dreampose.rendering.grid import GridLayout, GuidanceGrid, stream_grid
+from dreampose.rendering.grid import GuidanceGrid, stream_grid
 from dreampose.rendering.settings import RenderSettings
 from dreampose.rendering.video import Soundtrack, add_sound, partial_path, stream_video
 from pose_extraction.pose_sequence import PoseSequence
 
 MAX_GRID_CELLS = 25
-GRID_FILE = "grid.json"  # the last grid's scales and layout, to map a click to its cell
 
 
 @dataclass
@@ -57,12 +47,8 @@ class RenderOutput:
 
 def download_name(session: Session, settings: RenderSettings, detail: str = "") -> str:
     """``dreampose_<photo>_<video>_sI8_sP3_seed0<detail>``: what a person sees in their downloads."""
-    facts = recall(session)
-    photo, video = file_stem(facts.get("photo"), "photo"), file_stem(facts.get("video"), "poses")
-    return (
-        f"dreampose_{photo}_{video}_sI{settings.image_guidance_scale:g}_sP{settings.pose_guidance_scale:g}"
-        f"_seed{settings.seed}{detail}"
-    )
+    weights = f"sI{settings.image_guidance_scale:g}_sP{settings.pose_guidance_scale:g}"
+    return f"dreampose_{session.photo_name}_{session.video_name}_{weights}_seed{settings.seed}{detail}"
 
 
 # ----------------------------------------------------------------------------- step 4: one frame
@@ -75,10 +61,7 @@ def preview(
     progress: OnProgress = no_progress,
 ) -> tuple[Path, str]:
     """One frame with ``settings`` as a PNG; returns its path and a line naming what was used."""
-    photo = app.photos(session, photos)[0]
-    poses = app.poses(session)
-    frame = check_frame(poses, frame)
-    settings = replace(settings, height=app.canvas[0], width=app.canvas[1])
+    photo, poses, frame, settings = _one_frame(app, session, photos, frame, settings)
     with session.job("preview") as cancel:
         progress(0, 1, "Loading the model")
         pipe = app.pipeline(session)
@@ -89,14 +72,24 @@ def preview(
             )
         except RenderCancelled:
             raise UserError("The preview was cancelled.") from None
-        target = save_png(
-            session.path(f"previews/{download_name(session, settings, f'_frame{frame}')}.png"), image
-        )
+        target = save_png(session.preview_path(download_name(session, settings, f"_frame{frame}")), image)
     return target, _used(frame, settings, session)
 
 
+def _one_frame(app: AppService, session: Session, photos, frame, settings: RenderSettings):
+    """(photo, poses, frame, settings on the canvas) of a preview or grid, checked."""
+    photo = app.photos(session, photos)[0]
+    poses = app.poses(session)
+    return (
+        photo,
+        poses,
+        check_frame(poses, frame),
+        replace(settings, height=app.canvas[0], width=app.canvas[1]),
+    )
+
+
 def _used(frame: int, settings: RenderSettings, session: Session) -> str:
-    who = "the finetuned subject" if current_subject(session) else "the base model (not finetuned)"
+    who = "the finetuned subject" if session.current_subject() else "the base model (not finetuned)"
     return (
         f"Frame {frame}: seed {settings.seed}, sI {settings.image_guidance_scale:g}, "
         f"sP {settings.pose_guidance_scale:g}, {settings.num_inference_steps} {settings.scheduler} steps, {who}."
@@ -116,10 +109,7 @@ def guidance_grid(
     """One frame over an sI x sP grid (rows sI, columns sP), to choose weights by eye, as a PNG."""
     if len(image_scales) * len(pose_scales) > MAX_GRID_CELLS:
         raise UserError(f"The guidance grid takes at most {MAX_GRID_CELLS} cells (for example 5 x 5 values).")
-    photo = app.photos(session, photos)[0]
-    poses = app.poses(session)
-    frame = check_frame(poses, frame)
-    settings = replace(settings, height=app.canvas[0], width=app.canvas[1])
+    photo, poses, frame, settings = _one_frame(app, session, photos, frame, settings)
     with session.job("grid") as cancel:
         progress(0, 1, "Loading the model")
         pipe = app.pipeline(session)
@@ -128,26 +118,10 @@ def guidance_grid(
             grid = result_of(events, _report(progress, "Guidance grid"))
         except RenderCancelled:
             raise UserError("The guidance grid was cancelled.") from None
-        name = f"dreampose_grid_{file_stem(recall(session).get('photo'), 'photo')}_frame{frame}_seed{settings.seed}"
-        target = save_png(session.path(f"previews/{name}.png"), grid.image)
-        layout = grid.layout.__dict__ if grid.layout is not None else None
-        session.path(GRID_FILE).write_text(
-            json.dumps({"image_scales": grid.image_scales, "pose_scales": grid.pose_scales, "layout": layout})
-        )
+        name = f"dreampose_grid_{session.photo_name}_frame{frame}_seed{settings.seed}"
+        target = save_png(session.preview_path(name), grid.image)
+        session.save_grid(grid)
     return target, grid
-
-
-def grid_scales_at(session: Session, x: float, y: float) -> tuple[float, float] | None:
-    """(sI, sP) of the cell of the session's last guidance grid under pixel (x, y)."""
-    try:
-        saved = json.loads((session.folder / GRID_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    grid = GuidanceGrid(
-        np.zeros((1, 1, 3), np.uint8), [], saved["image_scales"], saved["pose_scales"],
-        GridLayout(**saved["layout"]) if saved.get("layout") else None,
-    )  # fmt: skip
-    return grid.scales_at(x, y)
 
 
 # ----------------------------------------------------------------------------- step 5: the video
@@ -170,12 +144,12 @@ def render_stream(
     renders end with the frames finished so far (``.partial.mp4``). A consumer that stops
     listening stops the render within one step.
     """
-    remember(session, next_range=None)  # set again only by a render that finishes
+    session.remember(next_range=None)  # set again only by a render that finishes
     photo = app.photos(session, photos)[0]
     poses = app.poses(session)
     frames = frame_range(app, poses, first, last)
     settings = replace(settings, height=app.canvas[0], width=app.canvas[1])
-    folder = session.path(f"renders/{time.time_ns()}/frames").parent
+    folder = session.new_render_folder()
     whole = len(frames) == len(poses)
     name = download_name(session, settings, "" if whole else f"_frames{frames[0]}-{frames[-1]}")
     output = folder / f"{name}.mp4"
@@ -226,7 +200,7 @@ def render_stream(
     next_range = None
     if not cancelled and frames[-1] + 1 < len(poses):
         next_range = app.render_range(len(poses), frames[-1] + 1)
-    remember(session, next_range=next_range)
+    session.remember(next_range=next_range)
     message = _render_message(app, frames, len(kept.frames), poses.fps, cancelled, error, result, next_range)
     yield Finished(
         RenderOutput(
@@ -294,7 +268,7 @@ def frame_range(app: AppService, poses: PoseSequence, first, last) -> list[int]:
 
 
 def _soundtrack(session: Session) -> Soundtrack | None:
-    facts = recall(session)
+    facts = session.recall()
     if not facts.get("sound"):
         return None
     return Soundtrack(session.folder / facts["sound"], float(facts.get("sound_start", 0.0)))
@@ -342,10 +316,10 @@ def _render_message(app, frames, done, fps, cancelled, error, result, next_range
 
 
 def _zip_frames(frames_dir: Path, target: Path) -> Path | None:
-    pngs = sorted(frames_dir.glob("*.png")) if frames_dir.is_dir() else []
+    pngs = sorted(frames_dir.glob("frame_*.png")) if frames_dir.is_dir() else []
     if not pngs:
         return None
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as z:
+    with atomic_file(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
         for png in pngs:
             z.write(png, png.name)
     return target

@@ -1,15 +1,17 @@
 """The app's shared state: the chosen model, its limits and canvas, the loaded models and
-the sessions. The steps themselves live one module each (``poses``, ``finetune``,
-``render``) as functions taking this service and the user's session, and reuse the
-functions the CLI uses, so the app and ``dreampose render`` cannot disagree.
+the sessions. The steps themselves live one module each (``dreampose.app.steps``) as
+functions taking this service and the user's session, and reuse the functions the CLI uses,
+so the app and ``dreampose render`` cannot disagree.
 
 Steps, in the order a user takes them (each also works on its own once its inputs exist):
 
 1. :func:`dreampose.app.poses.extract_poses`: driving video or pose file -> poses on the
    canvas, aligned to the subject photo, with preview videos.
 2. :func:`dreampose.app.finetune.finetune`: subject photos -> finetuned subject (optional).
-3. :func:`dreampose.app.render.preview` / :func:`~dreampose.app.render.guidance_grid`: one frame.
-4. :func:`dreampose.app.render.render`: the sequence (or a range) -> mp4 + zip of frames.
+3. :func:`dreampose.app.render.preview` / :func:`~dreampose.app.render.guidance_grid`:
+   one frame.
+4. :func:`dreampose.app.render.render_stream`: the sequence (or a range) -> mp4 + zip of
+   frames, as a stream of events (``render`` runs it to its result).
 
 Without a model, the service can set the official one up in the background
 (:class:`dreampose.setup.ModelSetup`) and switch to it when it is ready: the page is usable
@@ -18,15 +20,15 @@ from the first second and needs no restart.
 
 from __future__ import annotations
 
-import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from dreampose.app.messages import UserError
 from dreampose.app.models import TINY_CANVAS, ModelCache, ModelStatus, model_status
-from dreampose.app.sessions import Session, SessionStore
+from dreampose.app.sessions import Clock, Session, SessionStore
 from dreampose.app.uploads import AppLimits, read_photo
 from dreampose.base import paper
 from dreampose.rendering.settings import FAST_PREVIEW, RenderSettings
@@ -51,6 +53,7 @@ class AppService:
     ``canvas`` is the output (height, width): 640 x 512 for real models, small for the tiny one.
     ``setup``: when the model is missing, set the official model up with these options in
     the background (:meth:`setup_status` reports it and switches to the model when ready).
+    ``clock``: what sessions measure their idleness on (tests pass their own).
     """
 
     def __init__(
@@ -68,9 +71,10 @@ class AppService:
         session_root: str | os.PathLike | None = None,
         speed=None,
         setup=None,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.limits = limits or AppLimits.from_env()
-        self.sessions = SessionStore(session_root, ttl_s=self.limits.session_ttl_s)
+        self.sessions = SessionStore(session_root, ttl_s=self.limits.session_ttl_s, clock=clock)
         self._canvas = canvas
         self._model_args = (device, dtype, cpu_offload, densepose_weights, extractor, extractor_kwargs, speed)
         self._use(model, model_status(model))
@@ -189,7 +193,7 @@ class AppService:
     def pipeline(self, session: Session | None = None):
         """The session's finetuned subject when it has one, else the base model."""
         self.check_model()
-        return self.models.pipeline(current_subject(session) if session is not None else None)
+        return self.models.pipeline(session.current_subject() if session is not None else None)
 
     def check_model(self) -> None:
         """Raise a clear error while the model is missing or still being set up (loads nothing)."""
@@ -207,7 +211,7 @@ class AppService:
         uploads = [u for u in (uploads or []) if u]
         if uploads:
             kept = session.store_photos([read_photo(u, self.limits) for u in uploads])
-            remember(session, photo=Path(uploads[0]).stem)
+            session.remember(photo=Path(uploads[0]).stem)
             return kept
         kept = session.photos()
         if not kept:
@@ -226,61 +230,3 @@ def check_frame(poses: PoseSequence, frame: int | float | None) -> int:
     if not 0 <= frame < len(poses):
         raise UserError(f"Frame {frame} does not exist: the poses have frames 0 to {len(poses) - 1}.")
     return frame
-
-
-SUBJECT_POINTER = "current_subject.txt"
-
-
-def current_subject(session: Session) -> Path | None:
-    """The session's finetuned subject folder, if it has one."""
-    pointer = session.folder / SUBJECT_POINTER
-    if not pointer.is_file():
-        return None
-    folder = session.folder / pointer.read_text().strip()
-    return folder if folder.is_dir() else None
-
-
-# ----------------------------------------------------------------------------- what the session remembers
-# On disk, like everything of a session: ZeroGPU runs the steps in a forked worker, so an
-# attribute set there would be lost.
-INPUTS_FILE = "inputs.json"
-
-
-def remember(session: Session, **values) -> None:
-    """Record facts about the session's inputs (upload names, the driving video's sound)."""
-    path = session.path(INPUTS_FILE)
-    facts = recall(session)
-    facts.update(values)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(facts))
-    tmp.replace(path)
-
-
-def file_stem(name: str | None, default: str = "upload") -> str:
-    """A file name made safe for download names: letters, digits, - and _, at most 40."""
-    import re
-
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(name or "").stem).strip("-_")[:40]
-    return stem or default
-
-
-def recall(session: Session) -> dict:
-    try:
-        return json.loads((session.folder / INPUTS_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def save_status(session: Session, kind: str, text: str) -> None:
-    """Keep the last result or error of a step, so the page shows it until the step runs again."""
-    path = session.path(f"status/{kind}.txt")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def load_status(session: Session, kind: str) -> str:
-    try:
-        return (session.folder / "status" / f"{kind}.txt").read_text()
-    except OSError:
-        return ""

@@ -7,6 +7,11 @@ objects means it survives errors in later steps and crosses process boundaries (
 runs GPU functions in a forked worker). :class:`SessionStore` removes a session's folder
 when the tab closes or after it has been idle for ``ttl_s`` seconds.
 
+Every file of a session is named here, with the helpers that read and write it (photos,
+poses, what the session remembers about its inputs, each step's status line, the current
+subject, the last guidance grid, renders), so the steps find each other's work; every
+write is atomic (``dreampose.base.files``).
+
 Long steps run as *jobs* (:meth:`Session.job`): each step kind has its own cancel event,
 so "Cancel rendering" stops the render and nothing else. A session with a running job is
 never swept, idleness counts from the end of the last step, and closing a session cancels
@@ -18,18 +23,24 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dreampose.app.messages import UserError
 from dreampose.app.uploads import AppLimits
+from dreampose.base.files import atomic_file, read_json, write_text
+
+Clock = Callable[[], float]  # seconds, monotonic: time.monotonic, or a test's own clock
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +66,14 @@ class Session:
     last_used: float
     jobs: dict[str, threading.Event] = field(default_factory=dict)  # step kind -> its cancel event
     closed: bool = False
+    clock: Clock = time.monotonic
     _idle: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
+    INPUTS = "inputs.json"  # what the session remembers about its inputs
+    SUBJECT_POINTER = "current_subject.txt"  # the folder of the subject finetuned last
+    GRID = "grid.json"  # the last guidance grid's scales and layout, to map a click to its cell
+
+    # ------------------------------------------------------------------ the files
     @property
     def photos_dir(self) -> Path:
         return self.folder / "photos"
@@ -68,6 +85,94 @@ class Session:
     @property
     def raw_poses_path(self) -> Path:  # driving poses as extracted or uploaded
         return self.folder / "poses_raw.npz"
+
+    @property
+    def pose_preview_path(self) -> Path:  # the poses before | after aligning, as a video
+        return self.path("poses_preview.mp4")
+
+    def subject_pose_path(self, photo: Path) -> Path:
+        """The photo's own pose, cached per photo."""
+        return self.folder / f"subject_pose_{photo.stem}.npz"
+
+    def preview_path(self, name: str) -> Path:
+        return self.path(f"previews/{name}.png")
+
+    def new_render_folder(self) -> Path:
+        """A fresh folder for one render's video, frames (``frames/``) and zip."""
+        folder = self.path(f"renders/{time.time_ns()}/frames").parent
+        folder.mkdir(exist_ok=True)
+        return folder
+
+    def new_subject_folder(self) -> Path:
+        """Where a finetuning writes its subject model (made by the finetuning itself)."""
+        return self.path(f"subject_model_{time.time_ns()}")
+
+    def keep_driving_sound(self, video: Path) -> Path:
+        """A copy of the driving video, for its soundtrack (the upload itself is Gradio's)."""
+        with atomic_file(self.path("driving" + video.suffix.lower())) as tmp:
+            shutil.copyfile(video, tmp)
+        return self.folder / ("driving" + video.suffix.lower())
+
+    # ------------------------------------------------------------------ what it remembers
+    # On disk, like everything of a session: ZeroGPU runs the steps in a forked worker, so an
+    # attribute set there would be lost.
+    def remember(self, **facts) -> None:
+        """Record facts about the session's inputs (upload names, the driving video's sound)."""
+        write_text(self.path(self.INPUTS), json.dumps({**self.recall(), **facts}))
+
+    def recall(self) -> dict:
+        return read_json(self.folder / self.INPUTS)
+
+    @property
+    def photo_name(self) -> str:
+        """The uploaded photo's name, made safe for download names."""
+        return file_stem(self.recall().get("photo"), "photo")
+
+    @property
+    def video_name(self) -> str:
+        """The driving video's (or pose file's) name, made safe for download names."""
+        return file_stem(self.recall().get("video"), "poses")
+
+    def save_status(self, kind: str, text: str) -> None:
+        """Keep the last result or error of a step, so the page shows it until the step runs again."""
+        write_text(self.path(f"status/{kind}.txt"), text)
+
+    def load_status(self, kind: str) -> str:
+        try:
+            return (self.folder / "status" / f"{kind}.txt").read_text()
+        except OSError:
+            return ""
+
+    def current_subject(self) -> Path | None:
+        """The session's finetuned subject folder, if it has one."""
+        try:
+            folder = self.folder / (self.folder / self.SUBJECT_POINTER).read_text().strip()
+        except OSError:
+            return None
+        return folder if folder.is_dir() else None
+
+    def use_subject(self, folder: Path) -> None:
+        """Later previews and renders use the subject in ``folder`` (inside the session)."""
+        write_text(self.path(self.SUBJECT_POINTER), folder.name)
+
+    def save_grid(self, grid) -> None:
+        """The scales and layout of the guidance grid just shown (``rendering.grid.GuidanceGrid``)."""
+        layout = grid.layout.__dict__ if grid.layout is not None else None
+        facts = {"image_scales": grid.image_scales, "pose_scales": grid.pose_scales, "layout": layout}
+        write_text(self.path(self.GRID), json.dumps(facts))
+
+    def grid_scales_at(self, x: float, y: float) -> tuple[float, float] | None:
+        """(sI, sP) of the cell of the last guidance grid under pixel (x, y), or None."""
+        import numpy as np
+
+        from dreampose.rendering.grid import GridLayout, GuidanceGrid
+
+        saved = read_json(self.folder / self.GRID)
+        if "image_scales" not in saved:
+            return None
+        layout = GridLayout(**saved["layout"]) if saved.get("layout") else None
+        empty = np.zeros((1, 1, 3), np.uint8)
+        return GuidanceGrid(empty, [], saved["image_scales"], saved["pose_scales"], layout).scales_at(x, y)
 
     # ------------------------------------------------------------------ jobs
     @contextlib.contextmanager
@@ -88,7 +193,7 @@ class Session:
         finally:
             with self._idle:
                 self.jobs.pop(kind, None)
-                self.last_used = time.monotonic()  # idle from the end of the step
+                self.last_used = self.clock()  # idle from the end of the step
                 self._idle.notify_all()
 
     def cancel(self, kind: str | None = None) -> bool:
@@ -140,7 +245,7 @@ class Session:
 
     def store_photos(self, photos: list) -> list[Path]:
         """Keep copies of the subject photos (named by content hash, in upload order)."""
-        from PIL import Image
+        from dreampose.media.frames import save_png
 
         self.photos_dir.mkdir(parents=True, exist_ok=True)
         kept = []
@@ -150,7 +255,7 @@ class Session:
             if not target.exists():
                 for old in self.photos_dir.glob(f"{i:02d}_*.png"):
                     old.unlink()
-                Image.fromarray(rgb).save(target)
+                save_png(target, rgb)
             kept.append(target)
         for extra in sorted(self.photos_dir.glob("*.png"))[len(photos) :]:
             extra.unlink()
@@ -160,13 +265,25 @@ class Session:
         return sorted(self.photos_dir.glob("*.png")) if self.photos_dir.is_dir() else []
 
 
+def file_stem(name: str | None, default: str = "upload") -> str:
+    """A file name made safe for download names: letters, digits, - and _, at most 40."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(name or "").stem).strip("-_")[:40]
+    return stem or default
+
+
 class SessionStore:
     """Creates, finds and deletes sessions under one root folder (thread-safe)."""
 
-    def __init__(self, root: str | os.PathLike | None = None, ttl_s: float = AppLimits.session_ttl_s):
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        ttl_s: float = AppLimits.session_ttl_s,
+        clock: Clock = time.monotonic,
+    ):
         self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="dreampose-sessions-"))
         self.root.mkdir(parents=True, exist_ok=True)
         self.ttl_s = ttl_s
+        self.clock = clock  # idleness is measured on it (tests pass their own)
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
         self._stop_sweeping = threading.Event()
@@ -186,9 +303,9 @@ class SessionStore:
             if session is None:
                 folder = self.root / uuid.uuid4().hex
                 folder.mkdir(mode=0o700)
-                session = Session(key, folder, time.monotonic())
+                session = Session(key, folder, self.clock(), clock=self.clock)
                 self._sessions[key] = session
-            session.last_used = time.monotonic()
+            session.last_used = self.clock()
             return session
 
     def find(self, key: str | None) -> Session | None:
@@ -208,7 +325,7 @@ class SessionStore:
     def sweep(self) -> None:
         """Delete every session idle for longer than ``ttl_s`` since its last step ended; a
         session with a running job is in use, however long the job takes."""
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             expired = [s for s in self._sessions.values() if s.retire_if_idle(self.ttl_s, now)]
             for session in expired:

@@ -11,6 +11,7 @@ Only the standard library is imported: every layer may use this module.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -37,6 +38,16 @@ def atomic_file(path: str | os.PathLike, mode: int = 0o644) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    """The JSON object in ``path``; {} when there is none, or it is unreadable or not an object
+    (for small records a program writes and reads back, never for what a user must fix)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

@@ -24,13 +24,13 @@ Resolving reads two small JSON files at most, never weights, and never the netwo
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from dreampose.base.files import read_json
 from dreampose.model.subject import SUBJECT_FILE, SUBJECT_FORMAT
 
 TINY = "tiny"
@@ -79,7 +79,7 @@ class ModelRef:
         if self.kind == "tiny":
             return {"numerics": "dreampose", "tiny_random": True}
         if self.kind in ("demo", "pipeline"):
-            return _read_json(self.path / MODEL_INDEX)
+            return read_json(self.path / MODEL_INDEX)
         if self.kind == "hub":
             from dreampose.runtime.hub import hub_model_index
 
@@ -187,7 +187,7 @@ def _folder(name: str, path: Path) -> ModelRef:
             return ModelRef(name, "invalid", path, str(e))
         return ModelRef(name, "lora", path)
     if (path / MODEL_INDEX).is_file():
-        made_by = _read_json(path / MODEL_INDEX).get("_class_name", PIPELINE_CLASS)
+        made_by = read_json(path / MODEL_INDEX).get("_class_name", PIPELINE_CLASS)
         if made_by != PIPELINE_CLASS:  # e.g. a Stable Diffusion folder
             return ModelRef(
                 name,
@@ -224,15 +224,7 @@ def _convert_first(path: Path, checkpoints: list[Path]) -> str:
 
 def _subject_description(folder: Path) -> dict:
     """A LoRA subject's ``subject.json``, checked; a ValueError naming the file otherwise."""
-    meta = _read_json(folder / SUBJECT_FILE)
+    meta = read_json(folder / SUBJECT_FILE)
     if meta.get("format") != SUBJECT_FORMAT or not meta.get("base_model"):
         raise ValueError(f"{folder / SUBJECT_FILE} is not a DreamPose subject model description")
     return meta
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}

@@ -79,13 +79,15 @@ def launch_tiny_app(
     concurrency: int = 1,
     sweep_every: float | None = None,
     model: str = "tiny",
+    clock=None,
     **limits,
 ):
     """(demo, service): the real page on a free local port; close with ``demo.close()`` and
     ``service.close()``. DensePose is the fake ``RedBoxExtractor``; the bundled example needs
     none. ``concurrency``: jobs run at once (``app.py --concurrency``); ``sweep_every``: also
     sweep idle sessions from a background thread, as ``app.py`` does; ``model``: another model
-    built on the tiny one (a LoRA subject of it)."""
+    built on the tiny one (a LoRA subject of it); ``clock``: what idleness is measured on
+    (``tests.helpers.clock.FakeClock``)."""
     from app import CSS, create_demo
     from dreampose.app.service import AppService
     from dreampose.app.uploads import AppLimits
@@ -97,6 +99,7 @@ def launch_tiny_app(
         extractor=RedBoxExtractor(),
         canvas=canvas,
         session_root=session_root,
+        **({"clock": clock} if clock is not None else {}),
     )
     demo = create_demo(service)
     if sweep_every is not None:
