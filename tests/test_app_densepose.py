@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dreampose.app import poses as pose_step
-from dreampose.app import render as render_step
 from dreampose.app.messages import UserError
 from dreampose.app.service import AppService
+from dreampose.app.steps import poses as pose_step
+from dreampose.app.steps import render as render_step
 from dreampose.app.uploads import AppLimits
 from dreampose.rendering.settings import RenderSettings
 from pose_extraction.densepose import InferenceSettings

@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dreampose.app import finetune as finetune_step
-from dreampose.app import poses as pose_step
-from dreampose.app import render as render_step
 from dreampose.app.examples import BUNDLED_NOTE
 from dreampose.app.messages import UserError
 from dreampose.app.models import model_status
 from dreampose.app.service import AppService
+from dreampose.app.steps import finetune as finetune_step
+from dreampose.app.steps import poses as pose_step
+from dreampose.app.steps import render as render_step
 from dreampose.app.uploads import AppLimits
 from dreampose.media.video_reader import probe_video
 from dreampose.model.events import Finished, FrameDone, Progress

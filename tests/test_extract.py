@@ -143,8 +143,8 @@ def test_detector_size_precision_and_batch_reach_the_extractor(monkeypatch):
     import torch
 
     from dreampose.cli import build_parser
-    from dreampose.cli.options import load_densepose
     from dreampose.runtime.loading import DensePoseOptions
+    from dreampose.runtime.options import load_densepose
 
     seen = {}
     monkeypatch.setattr(

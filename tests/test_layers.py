@@ -32,9 +32,12 @@ LAYERS = (
     ),
     ("app and command line", ("dreampose.app", "dreampose.cli", "dreampose.__main__")),
     ("package facade", ("dreampose",)),  # dreampose/__init__.py: lazy names for users
-    ("page", ("app",)),
+    ("page", ("dreampose.app.page", "app")),  # the Gradio page: its step modules and app.py
 )
 FACADE = "dreampose"
+# Siblings in one layer that must not import each other: the app and the command line share
+# what lies below them, never each other's modules.
+SEPARATE = (("dreampose.app", "dreampose.cli"), ("dreampose.cli", "dreampose.app"), ("app", "dreampose.cli"))
 
 
 def _within(module: str, prefix: str) -> bool:
@@ -95,6 +98,21 @@ def test_no_module_lies_loose_in_the_package():
     assert loose == ["__init__.py", "__main__.py"]
 
 
+def sibling_imports(module: str, source: str) -> list[str]:
+    """The imports in ``source`` (the text of ``module``) of a sibling it must keep apart from."""
+    return sorted(
+        name
+        for name in imported_modules(source)
+        for own, other in SEPARATE
+        if _within(module, own) and _within(name, other)
+    )
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
+def test_the_app_and_the_command_line_import_only_what_lies_below_them(path):
+    assert sibling_imports(module_name(path), path.read_text()) == []
+
+
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
 def test_no_module_imports_a_higher_layer(path):
     assert upward_imports(module_name(path), path.read_text()) == []
@@ -107,6 +125,8 @@ def test_the_check_catches_upward_imports_also_inside_functions():
     assert upward_imports("dreampose.model.pipeline", "from dreampose import model\n") == []
     assert "dreampose.model (model)" in upward_imports("dreampose.media.images", "import dreampose.model\n")
     assert layer_of("dreampose.oops") is None, "a loose module has no layer"
+    assert upward_imports("dreampose.app.service", "import dreampose.app.page.wiring\n") != []
+    assert "dreampose.cli.options" in sibling_imports("app", "from dreampose.cli.options import x\n")
 
 
 @pytest.mark.parametrize(

@@ -115,8 +115,8 @@ def test_the_tiny_densepose_outlines_the_person_and_is_deterministic(tiny):
 
 
 def test_the_tiny_app_extracts_an_uploaded_video_offline(tmp_path, monkeypatch):
-    from dreampose.app import poses as pose_step
     from dreampose.app.service import AppService
+    from dreampose.app.steps import poses as pose_step
     from dreampose.media.video_writer import write_mp4
 
     rng = np.random.default_rng(1)

@@ -178,7 +178,7 @@ def test_defaults_are_on_for_gpus_only_and_keep_lora_targets_while_training():
 
 def test_cli_speed_options(monkeypatch):
     from dreampose.cli import build_parser
-    from dreampose.cli.options import speed_settings
+    from dreampose.runtime.options import speed_settings
 
     def parse(*extra):
         return build_parser().parse_args(

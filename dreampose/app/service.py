@@ -5,12 +5,12 @@ so the app and ``dreampose render`` cannot disagree.
 
 Steps, in the order a user takes them (each also works on its own once its inputs exist):
 
-1. :func:`dreampose.app.poses.extract_poses`: driving video or pose file -> poses on the
+1. :func:`dreampose.app.steps.poses.extract_poses`: driving video or pose file -> poses on the
    canvas, aligned to the subject photo, with preview videos.
-2. :func:`dreampose.app.finetune.finetune`: subject photos -> finetuned subject (optional).
-3. :func:`dreampose.app.render.preview` / :func:`~dreampose.app.render.guidance_grid`:
+2. :func:`dreampose.app.steps.finetune.finetune`: subject photos -> finetuned subject (optional).
+3. :func:`dreampose.app.steps.render.preview` / :func:`~dreampose.app.steps.render.guidance_grid`:
    one frame.
-4. :func:`dreampose.app.render.render_stream`: the sequence (or a range) -> mp4 + zip of
+4. :func:`dreampose.app.steps.render.render_stream`: the sequence (or a range) -> mp4 + zip of
    frames, as a stream of events (``render`` runs it to its result).
 
 Without a model, the service can set the official one up in the background

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from dreampose.cli.options import add_device_arguments, add_settings_arguments, settings_from_args
+from dreampose.base.arguments import add_settings_arguments, settings_from_args
 from dreampose.evaluation.settings import PRESETS, EvaluationSettings
 from dreampose.rendering.settings import RenderSettings
+from dreampose.runtime.options import add_device_arguments
 from dreampose.training.settings import FinetuneSettings
 
 # Finetuning uses the rendering's seed and canvas, so the subject matches what is rendered.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dreampose.cli.options import add_densepose_arguments, add_device_arguments, load_densepose
+from dreampose.runtime.options import add_densepose_arguments, add_device_arguments, load_densepose
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

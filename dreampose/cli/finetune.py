@@ -5,13 +5,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 
-from dreampose.cli.options import (
-    add_densepose_arguments,
-    add_device_arguments,
-    add_settings_arguments,
-    load_densepose,
-    settings_from_args,
-)
+from dreampose.base.arguments import add_settings_arguments, settings_from_args
+from dreampose.runtime.options import add_densepose_arguments, add_device_arguments, load_densepose
 
 
 def add_parser(subparsers) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dreampose.cli.options import add_densepose_arguments, add_device_arguments, load_densepose
+from dreampose.runtime.options import add_densepose_arguments, add_device_arguments, load_densepose
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".avi", ".mkv")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from dreampose.cli.options import add_settings_arguments, settings_from_args
+from dreampose.base.arguments import add_settings_arguments, settings_from_args
 from dreampose.training.settings import TrainSettings
 
 

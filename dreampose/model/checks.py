@@ -12,6 +12,7 @@ from dreampose.base import paper
 # would render black frames without an error.
 MAX_GUIDANCE = 30.0
 MAX_INFERENCE_STEPS = 1000  # the length of Stable Diffusion's training schedule
+MAX_SEED = 2**63 - 1  # what torch.Generator.manual_seed takes
 
 
 def check_guidance(name: str, scale: float) -> None:
@@ -47,5 +48,5 @@ def check_interval(interval) -> None:
 def check_seed(seed: int) -> None:
     """A seed torch.Generator accepts (a larger one fails deep inside torch with "Overflow when
     unpacking long long")."""
-    if not isinstance(seed, int) or not 0 <= seed < 2**63:
+    if not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise ValueError(f"the seed must be a whole number from 0 to 2**63 - 1; got {seed}")

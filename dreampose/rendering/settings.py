@@ -18,7 +18,7 @@ from dreampose.model.schedulers import SAMPLERS, describe_samplers
 @dataclass(frozen=True)
 class RenderSettings:
     """How to sample. Defaults are the paper's and the official README's; the ``help``
-    metadata makes the command-line options (``dreampose.cli.options``)."""
+    metadata makes the command-line options (``dreampose.base.arguments``)."""
 
     image_guidance_scale: float = field(
         default=paper.IMAGE_GUIDANCE,

@@ -1,7 +1,7 @@
 """Run settings of both training phases, with the paper's defaults (``dreampose.base.paper``).
 
 Frozen dataclasses, checked when made, so a bad value fails before any model is loaded.
-Each field's ``help`` metadata makes its command-line option (``dreampose.cli.options``),
+Each field's ``help`` metadata makes its command-line option (``dreampose.base.arguments``),
 so the CLI and the Python API cannot drift apart. Only the standard library is imported
 at module level: ``dreampose finetune --help`` stays instant.
 """

@@ -46,7 +46,7 @@ def finetune(
 
     Steps default to :meth:`AppService.finetune_defaults` (the paper's, within the limit).
     """
-    from dreampose.app.poses import subject_poses
+    from dreampose.app.steps.poses import subject_poses
     from dreampose.training.settings import DEFAULT_LORA_RANK, FinetuneSettings
 
     photo_paths = app.photos(session, photos)

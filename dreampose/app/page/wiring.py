@@ -1,0 +1,180 @@
+"""What every step of the page shares: its run and Cancel buttons and its status line, wired
+once (:func:`run_step`, :func:`cancel_step`), errors shown as sentences, and the values the
+page sends turned into settings.
+
+What a step promises a person: its progress shows from the first second, its run buttons are
+off and its Cancel on while it runs, and its status line keeps its last result or error
+(from the session, so it survives other steps) until it runs again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import gradio as gr
+
+from dreampose.app.messages import OUT_OF_MEMORY, UserError, for_page, is_out_of_memory, sentence
+from dreampose.app.service import AppService
+from dreampose.rendering.settings import RenderSettings
+
+log = logging.getLogger("dreampose.app")
+
+# Events of the page itself (not API endpoints): no progress, no queue.
+PRIVATE = {"api_visibility": "private", "show_progress": "hidden", "queue": False}
+
+
+@dataclass
+class StepControls:
+    """A step's run buttons (off while it runs), its Cancel button and its status line;
+    ``kind`` names its status in the session and what Cancel stops."""
+
+    kind: str
+    buttons: list[gr.Button]
+    cancel: gr.Button
+    status: gr.Markdown
+
+
+def step_controls(kind: str, cancel_id: str, status: tuple[str, str, str], *buttons: dict) -> StepControls:
+    """A row of the step's run buttons (each a dict of ``gr.Button`` arguments; primary and 3
+    wide unless it says otherwise) and its Cancel button (on only while the step runs), then
+    its status line, given as (text, label, elem_id)."""
+    with gr.Row():
+        made = [gr.Button(**{"variant": "primary", "min_width": 120, "scale": 3, **b}) for b in buttons]
+        cancel = gr.Button(
+            "Cancel", variant="stop", interactive=False, elem_id=cancel_id, scale=1, min_width=90
+        )
+    text, label, elem_id = status
+    return StepControls(
+        kind, made, cancel, gr.Markdown(text, label=label, elem_id=elem_id, elem_classes="status")
+    )
+
+
+def run_step(
+    service: AppService,
+    controls: StepControls,
+    button: gr.Button,
+    fn: Callable,
+    inputs: list,
+    outputs: list,
+    api_name: str,
+    after_outputs: list = (),
+    after: Callable | None = None,
+) -> None:
+    """``button`` runs ``fn`` (the endpoint ``api_name``): the status line makes room for the
+    progress, the run buttons go off and Cancel on; afterwards (success or error) the status
+    comes from the session, the buttons come back, and ``after(session)`` may update
+    ``after_outputs``."""
+    buttons, count = controls.buttons, len(controls.buttons)
+
+    def busy():
+        return ["", *[gr.Button(interactive=False)] * count, gr.Button(interactive=True)]
+
+    def idle(request: gr.Request):
+        session = service.session(request.session_hash)
+        ready = not service.setting_up or controls.kind == "poses"  # poses need no model
+        out = [session.load_status(controls.kind), *[gr.Button(interactive=ready)] * count]
+        return [*out, gr.Button(interactive=False), *(after(session) if after else [])]
+
+    run = button.click(busy, None, [controls.status, *buttons, controls.cancel], **PRIVATE)
+    run = run.then(fn, inputs, outputs, api_name=api_name, show_progress_on=[controls.status])
+    # Gradio runs ``.then`` only after a success; ``.failure`` covers errors.
+    for follow in (run.then, run.failure):
+        follow(idle, None, [controls.status, *buttons, controls.cancel, *after_outputs], **PRIVATE)
+
+
+def cancel_step(service: AppService, controls: StepControls, *kinds: str) -> None:
+    """Cancel stops this session's job of ``kinds`` (default: the step's own) after its current
+    step; also the endpoint ``cancel_<kind>``."""
+    kinds = kinds or (controls.kind,)
+
+    def cancel(request: gr.Request):
+        if any([service.cancel(request.session_hash, kind) for kind in kinds]):
+            gr.Info("Stopping after the current step…")
+
+    controls.cancel.click(cancel, None, None, concurrency_limit=None, api_name=f"cancel_{controls.kind}")
+
+
+# ----------------------------------------------------------------------------- errors and status
+@contextlib.contextmanager
+def user_errors():
+    """Show problems as a sentence in the page (``gr.Error``) instead of a stack trace."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except (UserError, ValueError) as e:
+        raise gr.Error(for_page(sentence(e))) from e
+    except Exception as e:
+        if is_out_of_memory(e):
+            raise gr.Error(OUT_OF_MEMORY) from e
+        log.exception("step failed")
+        raise gr.Error(
+            for_page(
+                f"Something went wrong ({type(e).__name__}: {e}). Your poses, subject and videos are kept; "
+                "please try again."
+            )
+        ) from e
+
+
+@contextlib.contextmanager
+def kept_status(session, kind: str):
+    """Run a step; its error is shown as a toast *and* kept in the step's status line."""
+    try:
+        with user_errors():
+            yield
+    except gr.Error as e:
+        with contextlib.suppress(Exception):  # the session may have closed meanwhile
+            session.save_status(kind, f"**Error:** {e.message}")
+        raise
+
+
+def keep_status(session, kind: str, text: str) -> str:
+    """A step's result as the page shows it, kept in its status line (until the step runs
+    again); returns it."""
+    status = for_page(text)
+    session.save_status(kind, status)
+    return status
+
+
+def progress_bar(progress: gr.Progress):
+    """One progress display: the bar's fraction, and our own words (with counts and time left)."""
+    return lambda done, total, text: progress(done / total if total else 0.0, desc=text)
+
+
+# ----------------------------------------------------------------------------- values from the page
+def photos_of(photo, more) -> list:
+    return [photo, *(more or [])] if photo else list(more or [])
+
+
+def whole(value, default: int = 0) -> int:
+    return default if value in (None, "") else int(value)
+
+
+def render_settings(
+    service: AppService, s_i, s_p, steps, sampler, seed, fast: bool = False
+) -> RenderSettings:
+    """The step-4 controls as settings: the fast preset (its own steps and sampler) or these."""
+    base = service.fast_settings() if fast else service.video_settings()
+    if not fast:
+        base = replace(base, num_inference_steps=int(steps), scheduler=str(sampler))
+    return replace(base, image_guidance_scale=float(s_i), pose_guidance_scale=float(s_p), seed=whole(seed))
+
+
+def cache_lifetime(limits) -> tuple[int, int]:
+    """Gradio's ``delete_cache`` (every, age) in seconds: uploads and results that Gradio keeps
+    in its own cache are deleted once older than ``limits.cache_ttl_s`` (checked every tenth
+    of it, at most every 10 minutes), and all of them when the server stops."""
+    age = max(1, int(limits.cache_ttl_s))
+    return max(1, min(age // 10, 600)), age
+
+
+def end_sessions(service: AppService, demo: gr.Blocks) -> None:
+    """A closed tab's session stops its jobs and deletes its folder."""
+
+    def end_session(request: gr.Request):
+        service.end_session(request.session_hash)
+
+    demo.unload(end_session)
