@@ -87,7 +87,6 @@ class Eta:
     """
 
     def __init__(self) -> None:
-        self.start = time.monotonic()
         self._first: tuple[float, int] | None = None
 
     def seconds_left(self, done: int, total: int) -> float | None:

@@ -1,4 +1,5 @@
-"""Downloading one URL into the user's cache: progress, resume, checks, atomic entry (stdlib only).
+"""Downloading one URL into the user's cache: progress, resume, checks, atomic entry (the standard
+library and ``files`` only).
 
 The one download helper of the project: the DensePose weights (``pose_extraction.densepose.download``)
 and the DreamPose model setup (``dreampose.setup``) both fetch through :func:`download_file`.
@@ -29,6 +30,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from dreampose.base.files import write_text
 
 CHUNK = 1 << 20
 USER_AGENT = "dreampose-downloader"
@@ -405,9 +408,7 @@ def _read_meta(path: Path) -> dict:
 
 
 def _write_meta(path: Path, meta: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(meta))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(meta))
 
 
 def _discard(partial: Path, meta_path: Path) -> None:

@@ -40,6 +40,7 @@ from dreampose.base.downloads import (
     format_bytes,
     sha256_of,
 )
+from dreampose.base.files import write_text
 from dreampose.setup.contents import (
     Found,
     UnsafeArchiveError,
@@ -439,10 +440,7 @@ class Manifest:
                     name, {"sha256": sha, "size": size, "recorded": time.strftime("%Y-%m-%d")}
                 )
             data["format"] = 1
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(self.path.name + f".tmp-{os.getpid()}")
-            tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-            os.replace(tmp, self.path)
+            write_text(self.path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def _hashes(folder: Path) -> dict[str, tuple[str, int]]:

@@ -42,10 +42,6 @@ class Source:
             return f"hub:{self.location}@{self.revision or 'main'}"
         return f"{self.kind}:{self.location}"
 
-    @property
-    def is_remote(self) -> bool:
-        return self.kind != "path"
-
     def describe(self) -> str:
         if self.kind == "drive_file":
             return f"Google Drive file {self.location}"

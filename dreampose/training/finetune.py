@@ -26,7 +26,7 @@ Output folder:
 - full mode: a ``DreamPosePipeline.save_pretrained`` folder (loads with ``from_pretrained``).
 - LoRA mode: ``subject.json`` (base model id, LoRA config), ``unet_lora.safetensors``,
   ``adapter.safetensors``, ``vae_decoder.safetensors``: tens of MB instead of GB. Load it
-  with :func:`dreampose.model.subject.load_subject`, which also loads full-mode folders.
+  with :func:`dreampose.runtime.loading.load_pipeline`, which also loads full-mode folders.
 While training, ``checkpoint/`` holds the resumable state; it is removed on success.
 """
 
