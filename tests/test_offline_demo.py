@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import sys
 from pathlib import Path
 
 import cv2
@@ -39,7 +38,24 @@ def test_the_example_poses_cover_the_drawn_figure_frame_by_frame():
     assert len(poses) == len(frames) == 12 and poses.fps == 8.0 and poses.source_size == (160, 128)
     for i, frame in enumerate(frames):
         assert iou(poses.labels[i] > 0, drawn_figure(frame)) > 0.85, i
-    assert not poses.missing.any() and set(np.unique(poses.labels)) >= {0, 2, 7, 8, 11, 12, 15, 16, 23, 24}
+    assert not poses.missing.any() and set(np.unique(poses.labels)) >= {
+        0,
+        2,
+        3,
+        4,
+        5,
+        6,
+        9,
+        10,
+        13,
+        14,
+        17,
+        18,
+        21,
+        22,
+        23,
+        24,
+    }
     body = poses.labels > 0
     assert (poses.uv[:, 0][body] > 0).all() and (poses.uv[:, 0][~body] == 0).all()
 
@@ -48,16 +64,20 @@ def test_the_example_poses_cover_the_drawn_figure_frame_by_frame():
     assert len(pose) == 1 and iou(pose.labels[0] > 0, drawn_figure(photo)) > 0.9
 
 
-def test_the_example_poses_are_what_the_script_draws():
-    sys.path.insert(0, str(ASSETS))
-    try:
-        import make_examples
-    finally:
-        sys.path.remove(str(ASSETS))
-    again = make_examples.pose_sequence(make_examples.VIDEO_SIZE, make_examples.video_poses(), 8.0)
-    shipped = PoseSequence.load(ASSETS / "example_poses.npz")
-    for key in ("uv", "labels", "boxes", "missing"):
-        np.testing.assert_array_equal(getattr(again, key), getattr(shipped, key), err_msg=key)
+def test_the_example_poses_are_what_the_world_draws():
+    from dreampose.world.examples import PHOTOS, VIDEOS, video_clip, video_scene
+    from dreampose.world.scenes import render_clip
+
+    assert len(PHOTOS) >= 3 and len(VIDEOS) >= 3
+    for video in VIDEOS:
+        frames, again = render_clip(video_scene(video), video_clip(video))
+        shipped = PoseSequence.load(ASSETS / video.pose_file)
+        for key in ("uv", "labels", "boxes", "missing"):
+            np.testing.assert_array_equal(getattr(again, key), getattr(shipped, key), err_msg=key)
+        assert bundled_video_poses(ASSETS / video.file) is not None, video.file
+    for photo in PHOTOS:
+        rgb = cv2.cvtColor(cv2.imread(str(ASSETS / photo.file)), cv2.COLOR_BGR2RGB)
+        assert bundled_photo_pose(rgb) is not None, photo.file
 
 
 def test_the_bundled_poses_are_found_by_content_only(tmp_path):

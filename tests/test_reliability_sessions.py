@@ -25,6 +25,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
+from dreampose.app.examples import example_pairs
 from dreampose.app.sessions import SessionClosed, SessionStore
 from tests.helpers import REPO
 from tests.helpers.app import PHOTO, VIDEO, launch_tiny_app
@@ -134,7 +135,9 @@ def test_closing_the_tab_mid_render_ends_the_render_then_deletes_everything(tmp_
         service.close()
 
 
-EXAMPLE_NAMES = {Path(PHOTO).name, Path(VIDEO).name}  # the page's examples: Gradio keeps them cached
+EXAMPLE_NAMES = {
+    Path(f).name for pair in example_pairs() for f in pair
+}  # the page's examples: Gradio keeps them cached
 
 
 def _someones_photo(folder: Path) -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dreampose.media.images import pixels_digest
 from pose_extraction.pose_sequence import PoseSequence
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -43,6 +44,12 @@ def bundled_video_poses(video: str | os.PathLike, assets: Path = ASSETS) -> Pose
 def bundled_photo_pose(rgb: np.ndarray, assets: Path = ASSETS) -> PoseSequence | None:
     """The bundled pose of the photo ``rgb`` (H, W, 3 uint8) when it is the example photo, else None."""
     photos = _index(assets).get("photos", {})
-    digest = hashlib.sha256(np.ascontiguousarray(rgb).tobytes() + str(rgb.shape).encode()).hexdigest()
-    name = photos.get(digest)
+    name = photos.get(pixels_digest(rgb))
     return PoseSequence.load(assets / name) if name else None
+
+
+def example_pairs(assets: Path = ASSETS) -> list[list[str]]:
+    """The photo x driving video pairs the app offers as examples (those whose files are here)."""
+    pairs = _index(assets).get("examples", [])
+    paths = [[str(assets / name) for name in pair] for pair in pairs if len(pair) == 2]
+    return [pair for pair in paths if all(Path(p).is_file() for p in pair)]

@@ -14,6 +14,7 @@ on the wrong body. What it handles:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -104,3 +105,8 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
             return np.round(array.astype(np.float32) / 257.0).astype(np.uint8)
         return array.astype(np.uint8)
     raise ValueError(f"photo arrays must hold integers (uint8 0..255 or uint16); got {array.dtype}")
+
+
+def pixels_digest(rgb: np.ndarray) -> str:
+    """The SHA-256 of a picture's pixels and shape: the same photo, whatever file it came in."""
+    return hashlib.sha256(np.ascontiguousarray(rgb).tobytes() + str(rgb.shape).encode()).hexdigest()

@@ -5,11 +5,10 @@ away. The uploads are inputs of the later steps' endpoints; nothing runs here.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
 
-from dreampose.app.examples import ASSETS
+from dreampose.app.examples import example_pairs
 from dreampose.app.service import AppService
 
 
@@ -45,10 +44,13 @@ def create(service: AppService) -> Inputs:
                         label="Pose file: .npz from `dreampose extract-poses`, or the official .npy poses as a .zip",
                         file_types=[".npz", ".zip"], height=90, elem_id="pose-file",
                     )  # fmt: skip
-        example = [str(ASSETS / "example_photo.png"), str(ASSETS / "example_dance.mp4")]
-        if all(Path(p).is_file() for p in example):
+        examples = example_pairs()
+        if examples:
             gr.Examples(
-                [example], inputs=[photo, driving], label="Example (synthetic drawings, poses included)"
+                examples,
+                inputs=[photo, driving],
+                label="Examples (people of the drawn world, poses included)",
+                examples_per_page=9,
             )
     return Inputs(photo, more, driving, pose_file)
 
