@@ -18,16 +18,19 @@ from dreampose.model.schedulers import SD_SCHEDULER_CONFIG
 from dreampose.model.unet import widen_conv_in
 
 
-def tiny_stable_diffusion(seed: int = 0) -> dict:
+def tiny_stable_diffusion(
+    seed: int = 0, unet_channels: tuple[int, ...] = (32, 64), vae_channels: int = 16
+) -> dict:
     """Tiny stand-ins for what a DreamPose model is built from: a Stable Diffusion 1.x
     VAE, UNet and scheduler (the VAE keeps the real 8x downsampling), and a CLIP vision
-    model with its processor."""
+    model with its processor. The widths default to the plumbing model's; the demo model
+    (``dreampose.world.train_demo``) builds wider ones from the same recipe."""
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
         sample_size=(80, 64),
         in_channels=4,
         out_channels=4,
-        block_out_channels=(32, 64),
+        block_out_channels=tuple(unet_channels),
         layers_per_block=1,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
@@ -39,7 +42,7 @@ def tiny_stable_diffusion(seed: int = 0) -> dict:
     vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,
-        block_out_channels=(16, 16, 16, 16),
+        block_out_channels=(vae_channels,) * 4,
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,
         latent_channels=4,
@@ -70,15 +73,21 @@ def tiny_stable_diffusion(seed: int = 0) -> dict:
     }
 
 
-def tiny_components(seed: int = 0, num_pose_frames: int = 5, randomize_new_weights: bool = True) -> dict:
-    """The six components of a tiny DreamPose model.
+def tiny_components(
+    seed: int = 0,
+    num_pose_frames: int = 5,
+    randomize_new_weights: bool = True,
+    training_size: tuple[int, int] = (64, 64),
+    **widths,
+) -> dict:
+    """The six components of a tiny DreamPose model (``widths``: see :func:`tiny_stable_diffusion`).
 
     With ``randomize_new_weights=False`` the new layers keep the paper's initialisation
     (zero pose channels, identity adapter), as ``from_stable_diffusion`` builds them.
     """
-    parts = tiny_stable_diffusion(seed)
+    parts = tiny_stable_diffusion(seed, **widths)
     unet = widen_conv_in(parts["unet"], num_pose_frames)
-    adapter = adapter_for(parts["image_encoder"], parts["vae"], unet, training_size=(64, 64))
+    adapter = adapter_for(parts["image_encoder"], parts["vae"], unet, training_size=training_size)
     if randomize_new_weights:
         torch.manual_seed(seed + 3)
         with torch.no_grad():

@@ -1,0 +1,322 @@
+"""The demo model's recipe: a small DreamPose trained from scratch on the drawn world.
+
+    python -m dreampose.world.train_demo --output models/demo
+
+1. The VAE is trained as an autoencoder on world frames (it stands in for Stable Diffusion's
+   VAE, which cannot be downloaded here), and its latents are scaled to unit variance.
+2. Phase 1 (``dreampose train``'s own code, ``dreampose.training.train``) trains the UNet and
+   the adapter on generated videos of world people, with their exact poses.
+3. The result is saved in fp16 safetensors as a model folder (``--model <folder>`` loads it),
+   with a model card (README.md) recording the command, seed, data, steps, losses, time and
+   the SHA-256 of every weight file.
+
+Everything is seeded. The defaults fit the 2-hour budget of a 2-core CPU (the model card
+records the machine); ``--vae-steps``, ``--steps``, ``--height`` and friends scale it down
+for tests or up for a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dreampose.base.files import atomic_dir
+from dreampose.media.frames import save_png
+from dreampose.model.numerics import DREAMPOSE
+from dreampose.world.motions import MOTIONS, Style, clip
+from dreampose.world.scenes import Scene, render, render_clip
+
+LATENT_SCALE_SEEDS = 10**12  # frames for measuring the latent scale: none of the training frames
+KL_WEIGHT = 1e-6  # Stable Diffusion's VAE: reconstruction first, a nearly free latent layout
+
+
+@dataclass(frozen=True)
+class DemoRecipe:
+    """Every choice of one demo-model run (the model card records them all)."""
+
+    output: Path
+    height: int = 256
+    width: int = 192
+    seed: int = 0
+    videos: int = 60  # generated driving videos (one person each) for phase 1
+    frames: int = 16  # frames per video
+    fps: float = 8.0
+    vae_steps: int = 1000
+    vae_batch: int = 4
+    vae_lr: float = 3e-4
+    steps: int = 2500  # phase-1 optimiser steps
+    batch_size: int = 4
+    learning_rate: float = 2e-4
+    unet_channels: tuple[int, ...] = (64, 128)
+    vae_channels: int = 32
+    threads: int = 0  # torch CPU threads (0: torch's default)
+    work: Path | None = None  # dataset, base model and checkpoints (default: OUTPUT.work)
+    command: str = field(default="", compare=False)
+
+    @property
+    def work_dir(self) -> Path:
+        return self.work or self.output.with_name(self.output.name + ".work")
+
+
+# =========================================================================== data
+def world_frame(seed: int, size: tuple[int, int]) -> np.ndarray:
+    """One random world picture: a random person in a random moment of a random motion."""
+    rng = np.random.default_rng([seed, 5])
+    motion = list(MOTIONS)[rng.integers(len(MOTIONS))]
+    pose = MOTIONS[motion](rng.uniform(0, 3), Style.from_seed(int(rng.integers(1 << 30))))
+    return render(Scene.from_seed(int(rng.integers(1 << 30)), size), pose).rgb
+
+
+def write_dataset(root: Path, recipe: DemoRecipe) -> Path:
+    """``recipe.videos`` world videos in the training layout (frames/ and poses.npz per video).
+
+    Video k shows person ``seed * 100_000 + k`` doing motion k mod 5, so the people of the
+    demo model's training set are known (held-out people are any other seeds)."""
+    size = (recipe.height, recipe.width)
+    for k in range(recipe.videos):
+        motion = list(MOTIONS)[k % len(MOTIONS)]
+        scene = Scene.from_seed(training_person(recipe.seed, k), size)
+        frames, poses = render_clip(scene, clip(motion, recipe.frames, recipe.fps, seed=k + 1))
+        folder = root / f"{k:04d}_{motion}"
+        for i, rgb in enumerate(frames):
+            save_png(folder / "frames" / f"frame_{i:05d}.png", rgb)
+        poses.save(folder / "poses.npz")
+    return root
+
+
+def training_person(seed: int, k: int) -> int:
+    return seed * 100_000 + k
+
+
+# =========================================================================== models
+def base_components(recipe: DemoRecipe) -> dict:
+    """A fresh model of the demo's size, with the paper's initialisation of the new layers."""
+    from dreampose.model.tiny import tiny_components
+
+    return tiny_components(
+        recipe.seed,
+        randomize_new_weights=False,
+        training_size=(recipe.height, recipe.width),
+        unet_channels=recipe.unet_channels,
+        vae_channels=recipe.vae_channels,
+    )
+
+
+def train_vae(vae, recipe: DemoRecipe, log=print) -> list[float]:
+    """Train ``vae`` to reconstruct world frames; then scale its latents to unit variance."""
+    torch.manual_seed(recipe.seed)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=recipe.vae_lr, weight_decay=0.0)
+    size = (recipe.height, recipe.width)
+    losses = []
+    vae.train()
+    for step in range(recipe.vae_steps):
+        images = np.stack(
+            [
+                world_frame(recipe.seed * 10**7 + step * recipe.vae_batch + b, size)
+                for b in range(recipe.vae_batch)
+            ]
+        )
+        pixels = DREAMPOSE.adapter_pixels(images)  # the same [-1, 1] input the pipeline gives the VAE
+        posterior = vae.encode(pixels).latent_dist
+        reconstruction = vae.decode(posterior.sample()).sample
+        loss = torch.nn.functional.mse_loss(reconstruction, pixels) + KL_WEIGHT * posterior.kl().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        if step % 50 == 0 or step == recipe.vae_steps - 1:
+            log(f"vae step {step + 1}/{recipe.vae_steps}: loss {loss.item():.4f}")
+    vae.eval()
+    vae.register_to_config(scaling_factor=latent_scale(vae, recipe))
+    return losses
+
+
+@torch.no_grad()
+def latent_scale(vae, recipe: DemoRecipe, samples: int = 8) -> float:
+    """1 / std of the latents of fresh world frames (SD's 0.18215 was found the same way)."""
+    images = np.stack(
+        [world_frame(LATENT_SCALE_SEEDS + i, (recipe.height, recipe.width)) for i in range(samples)]
+    )
+    latents = vae.encode(DREAMPOSE.adapter_pixels(images)).latent_dist.mode()
+    return float(1.0 / latents.std().clamp_min(1e-6))
+
+
+def settings_for(recipe: DemoRecipe):
+    from dreampose.training.settings import TrainSettings
+
+    return TrainSettings(
+        height=recipe.height,
+        width=recipe.width,
+        batch_size=recipe.batch_size,
+        gradient_accumulation_steps=1,
+        learning_rate=recipe.learning_rate,
+        max_steps=recipe.steps,
+        checkpoint_every=max(recipe.steps // 4, 1),
+        keep_checkpoints=1,
+        sample_every=0,
+        num_workers=0,
+        gradient_checkpointing=False,
+        seed=recipe.seed,
+    )
+
+
+# =========================================================================== the run
+def run(recipe: DemoRecipe, log=print) -> Path:
+    """Every stage of the recipe; returns the model folder (which has its model card)."""
+    from dreampose.model.pipeline import DreamPosePipeline
+    from dreampose.training.train import train
+
+    if recipe.threads:
+        torch.set_num_threads(recipe.threads)
+    work = recipe.work_dir
+    times = {}
+
+    start = time.perf_counter()
+    dataset = write_dataset(work / "dataset", recipe)
+    times["data"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    components = base_components(recipe)
+    vae_losses = train_vae(components["vae"], recipe, log)
+    base = work / "base"
+    DreamPosePipeline(**components).save_pretrained(base, safe_serialization=True)
+    times["vae"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    result = train(
+        base,
+        dataset,
+        work / "phase1",
+        settings_for(recipe),
+        resume=(work / "phase1" / "checkpoints").is_dir(),
+        on_step=lambda step, loss: (
+            log(f"phase 1 step {step}/{recipe.steps}: loss {loss:.4f}")
+            if step % 50 == 0 or step == recipe.steps
+            else None
+        ),
+    )
+    times["phase1"] = time.perf_counter() - start
+
+    trained = DreamPosePipeline.from_pretrained(result.output / "model")
+    trained.to(dtype=torch.float16)
+    with atomic_dir(recipe.output) as tmp:
+        trained.save_pretrained(tmp, safe_serialization=True)
+        write_model_card(tmp, recipe, vae_losses, result.losses, times)
+    log(f"demo model written to {recipe.output}")
+    return recipe.output
+
+
+# =========================================================================== model card
+def weight_digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every safetensors file in ``folder``, by relative path."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*.safetensors"))
+    }
+
+
+def loss_summary(losses: list[float]) -> str:
+    if not losses:
+        return "none"
+    tail = losses[-max(len(losses) // 10, 1) :]
+    return f"first {losses[0]:.4f}, last {losses[-1]:.4f}, mean of the last {len(tail)} {np.mean(tail):.4f}"
+
+
+def write_model_card(folder: Path, recipe: DemoRecipe, vae_losses, unet_losses, times: dict) -> Path:
+    """README.md: what the model is, and everything needed to make it again and check it."""
+    device = (
+        torch.cuda.get_device_name()
+        if torch.cuda.is_available()
+        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads)"
+    )
+    digests = "\n".join(f"| `{name}` | `{digest}` |" for name, digest in weight_digests(folder).items())
+    settings = {
+        k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v)
+        for k, v in asdict(recipe).items()
+        if k != "command"
+    }
+    text = f"""# DreamPose demo model
+
+A small DreamPose trained from scratch on the drawn-people world (`dreampose.world`): it animates
+drawn people. Photos of real people need the official model.
+
+- Command: `{recipe.command or "python -m dreampose.world.train_demo"}`
+- Seed: {recipe.seed}
+- Data: {recipe.videos} generated videos x {recipe.frames} frames at {recipe.height} x {recipe.width}, {recipe.fps:g} fps (people {training_person(recipe.seed, 0)}..{training_person(recipe.seed, recipe.videos - 1)}, motions {", ".join(MOTIONS)}); the VAE saw {recipe.vae_steps * recipe.vae_batch} fresh random frames
+- VAE (autoencoder): {recipe.vae_steps} steps, batch {recipe.vae_batch}, lr {recipe.vae_lr:g}; loss {loss_summary(vae_losses)}
+- Phase 1 (UNet + adapter, `dreampose train`'s code): {recipe.steps} steps, batch {recipe.batch_size}, lr {recipe.learning_rate:g}; loss {loss_summary(unet_losses)}
+- Time: data {times.get("data", 0):.1f} s, VAE {times.get("vae", 0):.1f} s, phase 1 {times.get("phase1", 0):.1f} s, in all {sum(times.values()) / 60:.1f} min
+- Device: {device}
+- Weights: fp16 safetensors
+
+| file | SHA-256 |
+|---|---|
+{digests}
+
+## Recipe settings
+
+```json
+{json.dumps(settings, indent=2)}
+```
+"""
+    path = folder / "README.md"
+    path.write_text(text)
+    return path
+
+
+# =========================================================================== command line
+def parse_args(argv: list[str] | None = None) -> DemoRecipe:
+    defaults = DemoRecipe(Path("models/demo"))
+    parser = argparse.ArgumentParser(
+        prog="python -m dreampose.world.train_demo", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--output", type=Path, default=defaults.output, help="the model folder to write")
+    parser.add_argument(
+        "--work", type=Path, default=None, help="dataset, base model and checkpoints (default: OUTPUT.work)"
+    )
+    for name in (
+        "height",
+        "width",
+        "seed",
+        "videos",
+        "frames",
+        "vae_steps",
+        "vae_batch",
+        "steps",
+        "batch_size",
+        "vae_channels",
+        "threads",
+    ):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    for name in ("fps", "vae_lr", "learning_rate"):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
+    parser.add_argument("--unet-channels", type=int, nargs="+", default=list(defaults.unet_channels))
+    args = parser.parse_args(argv)
+    values = vars(args)
+    values["unet_channels"] = tuple(values["unet_channels"])
+    command = "python -m dreampose.world.train_demo " + shlex.join(sys.argv[1:] if argv is None else argv)
+    recipe = DemoRecipe(**values, command=command.strip())
+    if recipe.height % 64 or recipe.width % 64:
+        parser.error(f"--height and --width must be multiples of 64; got {recipe.height} x {recipe.width}")
+    if recipe.output.exists():
+        parser.error(f"{recipe.output} already exists; choose another --output or remove it")
+    return recipe
+
+
+def main(argv: list[str] | None = None) -> int:
+    run(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
