@@ -80,7 +80,7 @@ def world_frame(seed: int, size: tuple[int, int]) -> np.ndarray:
 def write_dataset(root: Path, recipe: DemoRecipe) -> Path:
     """``recipe.videos`` world videos in the training layout (frames/ and poses.npz per video).
 
-    Video k shows person ``seed * 100_000 + k`` doing motion k mod 5, so the people of the
+    Video k shows person ``training_person(seed, k)`` doing motion k mod 5, so the people of the
     demo model's training set are known (held-out people are any other seeds)."""
     size = (recipe.height, recipe.width)
     for k in range(recipe.videos):
@@ -95,7 +95,9 @@ def write_dataset(root: Path, recipe: DemoRecipe) -> Path:
 
 
 def training_person(seed: int, k: int) -> int:
-    return seed * 100_000 + k
+    """The world seed of training video k's person: far from the small seeds that examples,
+    tests and held-out sets use."""
+    return (seed + 1) * 1_000_000 + k
 
 
 # =========================================================================== models
@@ -207,8 +209,7 @@ def run(recipe: DemoRecipe, log=print) -> Path:
     )
     times["phase1"] = time.perf_counter() - start
 
-    trained = DreamPosePipeline.from_pretrained(result.output / "model")
-    trained.to(dtype=torch.float16)
+    trained = DreamPosePipeline.from_pretrained(result.output / "model", torch_dtype=torch.float16)
     with atomic_dir(recipe.output) as tmp:
         trained.save_pretrained(tmp, safe_serialization=True)
         write_model_card(tmp, recipe, vae_losses, result.losses, times)
