@@ -156,3 +156,14 @@ def test_the_tiny_app_extracts_an_uploaded_video_offline(tmp_path, monkeypatch):
     result = pose_step.extract_poses(service, service.session("s"), [str(PHOTO)], str(video))
     assert result.num_frames == 5 and TINY_POSES_NOTE in result.message
     assert is_tiny_random(service.models.extractor())
+
+
+def test_the_page_offers_every_person_with_every_clip_and_each_once_on_the_first_page():
+    from dreampose.app.examples import example_pairs
+
+    pairs = [tuple(Path(p).name for p in pair) for pair in example_pairs()]
+    photos, videos = {p for p, _ in pairs}, {v for _, v in pairs}
+    assert len(photos) >= 3 and len(videos) >= 3 and set(pairs) == {(p, v) for p in photos for v in videos}
+    assert pairs[0] == (PHOTO.name, VIDEO.name)
+    first_page = pairs[: len(photos)]
+    assert {p for p, _ in first_page} == photos and len({v for _, v in first_page}) == len(first_page)

@@ -71,6 +71,14 @@ def video_clip(video: ExampleVideo):
     return clip(video.motion, video.num_frames, VIDEO_FPS)
 
 
+def example_pairs() -> list[list[str]]:
+    """Every photo x video pair, in rounds that each show every person and every clip once
+    (the page shows one round per page of examples)."""
+    n = len(PHOTOS)
+    rounds = [[(i, (i + shift) % len(VIDEOS)) for i in range(n)] for shift in range(len(VIDEOS))]
+    return [[PHOTOS[p].file, VIDEOS[v].file] for round_ in rounds for p, v in round_]
+
+
 def write_examples(folder: Path, pictures: bool = True) -> Path:
     """Every example picture (unless ``pictures`` is False), its poses, and ``examples.json``."""
     folder = Path(folder)
@@ -87,7 +95,7 @@ def write_examples(folder: Path, pictures: bool = True) -> Path:
             write_mp4(frames, folder / video.file, VIDEO_FPS)
         poses.save(folder / video.pose_file)
         index["videos"][hashlib.sha256((folder / video.file).read_bytes()).hexdigest()] = video.pose_file
-    index["examples"] = [[photo.file, video.file] for video in VIDEOS for photo in PHOTOS]
+    index["examples"] = example_pairs()
     path = folder / "examples.json"
     path.write_text(json.dumps(index, indent=2) + "\n")
     return path

@@ -50,7 +50,7 @@ def create(service: AppService) -> Inputs:
                 examples,
                 inputs=[photo, driving],
                 label="Examples (people of the drawn world, poses included)",
-                examples_per_page=9,
+                examples_per_page=3,  # one round: every person and every clip once
             )
     return Inputs(photo, more, driving, pose_file)
 
