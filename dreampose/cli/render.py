@@ -40,8 +40,10 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from dreampose.base.files import writable_file, writable_folder
     from dreampose.rendering import parallel
+    from dreampose.rendering.settings import check_fps
 
     settings, poses = render_inputs(args)
+    check_fps(args.fps)  # before the model loads
     frames = parse_frame_range(args.frames, len(poses))
     writable_file(args.output, suffixes=(".mp4",))
     if args.frames_dir is not None:

@@ -14,6 +14,20 @@ from dreampose.base import paper
 from dreampose.model.checks import check_guidance, check_interval, check_seed, check_size, check_steps
 from dreampose.model.schedulers import SAMPLERS, describe_samplers
 
+MAX_FPS = 1000  # far above any video player's rate; a larger value is a typo
+
+
+def check_fps(fps: float | None) -> float | None:
+    """The video's frame rate as given (None: the pose file's rate), refused unless a
+    finite number in (0, MAX_FPS], before any model loads."""
+    if fps is None:
+        return None
+    if fps == 0:
+        raise ValueError("fps 0 is not a frame rate; omit --fps to use the pose file's rate")
+    if not 0 < fps <= MAX_FPS:  # also refuses NaN
+        raise ValueError(f"fps must be a number in (0, {MAX_FPS}]; got {fps:g}")
+    return float(fps)
+
 
 @dataclass(frozen=True)
 class RenderSettings:

@@ -19,7 +19,7 @@ from dreampose.base.files import writable_file, writable_folder
 from dreampose.media.frames import save_frame, save_frames
 from dreampose.model.events import Event, Finished, FrameDone, result_of
 from dreampose.rendering.frames import RenderResult, stream_frames
-from dreampose.rendering.settings import RenderSettings
+from dreampose.rendering.settings import RenderSettings, check_fps
 from pose_extraction.pose_sequence import PoseSequence
 
 
@@ -58,7 +58,7 @@ def stream_video(
     """
     output = writable_file(output, suffixes=(".mp4",))
     folder = writable_folder(frames_dir) if frames_dir is not None else None  # before the first frame
-    fps = fps or poses.fps
+    fps = check_fps(fps) or poses.fps
     kept = RenderResult()
     events = stream_frames(pipe, image, poses, settings, frames, cancel)
     try:
@@ -130,15 +130,19 @@ class VideoWriteError(OSError):
 
 
 def _write_or_rescue(result: RenderResult, output: Path, fps: float, frames_dir: Path | None) -> None:
-    """Write the mp4; if that fails (disk full, output removed), keep the frames as PNGs."""
+    """Write the mp4; if that fails in any way, keep the frames as PNGs.
+
+    Any exception, not only OSError: on a full disk imageio-ffmpeg raises RuntimeError
+    ("FFMPEG call failed with 183"), and finished frames must never depend on which."""
     from dreampose.media.video_writer import write_mp4
 
     try:
         write_mp4(result.frames, output, fps)
-    except OSError as e:
+    except Exception as e:
+        reason = getattr(e, "strerror", None) or e
         saved = frames_dir if frames_dir is not None else _rescue_frames(result, output)
         raise VideoWriteError(
-            f"could not write {output.name} ({e.strerror or e}); the {len(result.frames)} rendered "
+            f"could not write {output.name} ({reason}); the {len(result.frames)} rendered "
             f"frames are saved as PNGs in {saved}"
         ) from e
 

@@ -27,12 +27,33 @@ def make_optimizer(params, lr: float, use_8bit: bool = False) -> torch.optim.Opt
     return bnb.optim.AdamW8bit(params, lr=lr)
 
 
+def canonical_json(config: dict) -> str:
+    """``config`` as JSON that is the same in every process: sorted keys, and the sets of
+    names sorted (diffusers' ``_use_default_values`` is built from a set, so its order
+    follows PYTHONHASHSEED). Other lists keep their order: block types in order are the
+    model's shape."""
+
+    def canonical(value):
+        if isinstance(value, dict):
+            return {str(k): canonical(v) for k, v in value.items()}
+        if isinstance(value, (set, frozenset)):
+            return sorted((canonical(v) for v in value), key=str)
+        if isinstance(value, (list, tuple)):
+            return [canonical(v) for v in value]
+        return value
+
+    config = dict(config)
+    if "_use_default_values" in config:
+        config["_use_default_values"] = sorted(config["_use_default_values"], key=str)
+    return json.dumps(canonical(config), sort_keys=True, default=str)
+
+
 def model_fingerprint(pipe) -> str:
     """A cheap identity of the starting model, so a resumed run refuses another model:
     its configs plus a few weight sums."""
     digest = hashlib.sha256()
     for module in (pipe.unet, pipe.adapter, pipe.vae):
-        digest.update(json.dumps(dict(module.config), sort_keys=True, default=str).encode())
+        digest.update(canonical_json(dict(module.config)).encode())
     probes = (pipe.unet.conv_in.weight, pipe.unet.conv_out.weight, pipe.vae.decoder.conv_out.weight)
     for tensor in probes:
         digest.update(f"{tensor.double().sum().item():.6e}".encode())

@@ -133,6 +133,11 @@ class FinetuneSettings(_OptimiserSettings):
 
     def __post_init__(self) -> None:
         _check_at_least(self, 0, "unet_steps", "vae_steps", "lora_rank")
+        if self.unet_steps == 0 and self.vae_steps == 0:  # would publish an untrained copy
+            raise ValueError(
+                "unet_steps and vae_steps are both 0, so nothing would be fine-tuned; "
+                "give at least one of them a number of steps"
+            )
         _check_at_least(self, 1, "batch_size", "checkpoint_every")
         for name in ("unet_lr", "vae_lr"):
             if not getattr(self, name) > 0:
