@@ -10,9 +10,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from dreampose.cli import main
 from tests.test_reliability_cli import files, model_loads, one_error_line, render_args  # noqa: F401
@@ -107,12 +109,12 @@ def test_sigterm_of_a_cli_render_keeps_the_finished_frames(files, tmp_path):  # 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        # an event, not a sleep: the first finished frame on disk
-
-        while not (frames_dir.exists() and any(frames_dir.glob("*.png"))):
+        # an event, not a sleep: the first finished frame on disk (frames are renamed into
+        # place when complete, so the hidden ".frame_*.tmp.png" being written does not count)
+        while not (frames_dir.exists() and any(frames_dir.glob("frame_*.png"))):
             if proc.poll() is not None:
                 pytest.fail(f"the render ended before its first frame: {proc.stdout.read()}")
-            os.sched_yield()
+            time.sleep(0.05)  # a poll interval while waiting for the event, not a deadline
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=300)
     finally:
@@ -122,3 +124,5 @@ def test_sigterm_of_a_cli_render_keeps_the_finished_frames(files, tmp_path):  # 
     assert "interrupted" in out and "Traceback" not in out, out
     partial = tmp_path / "out.partial.mp4"
     assert partial.exists() and partial.stat().st_size > 0, out
+    kept = sorted(frames_dir.glob("frame_*.png"))
+    assert kept and Image.open(kept[0]).size[0] > 0, out
