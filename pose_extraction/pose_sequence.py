@@ -267,6 +267,14 @@ PER_FRAME_FIELDS = ("uv", "labels", "boxes", "scores", "missing")
 OPTIONAL_FIELDS = ("source_size", "source_video", "source_start")
 
 
+def is_pose_archive(names: set[str] | list[str]) -> bool:
+    """Whether a zip with these member names is meant as a pose file (an ``.npz``): it holds
+    any of the pose file's fields. Deciding on any field, not on all of them, lets the pose
+    file's loader name what is missing (``labels``), instead of the zip being read as the
+    official ``frame_N_densepose.npy`` layout and refused for having none of those."""
+    return any(f"{k}.npy" in names for k in (*REQUIRED_FIELDS, *OPTIONAL_FIELDS))
+
+
 def _read_pose_arrays(
     archive: zipfile.ZipFile, name: str, max_frames: int | None, max_bytes: int
 ) -> tuple[dict[str, np.ndarray], int]:

@@ -126,3 +126,29 @@ def test_sigterm_of_a_cli_render_keeps_the_finished_frames(files, tmp_path):  # 
     assert partial.exists() and partial.stat().st_size > 0, out
     kept = sorted(frames_dir.glob("frame_*.png"))
     assert kept and Image.open(kept[0]).size[0] > 0, out
+
+
+def _npz_without_labels(inputs: Path, path: Path) -> Path:
+    """The fixture's pose file with its ``labels.npy`` member left out."""
+    import zipfile
+
+    with zipfile.ZipFile(inputs / "poses.npz") as src, zipfile.ZipFile(path, "w") as dst:
+        for info in src.infolist():
+            if info.filename != "labels.npy":
+                dst.writestr(info, src.read(info))
+    return path
+
+
+def test_an_npz_without_labels_is_named_as_a_pose_file_missing_labels(files, tmp_path, capsys, model_loads):  # noqa: F811
+    broken = _npz_without_labels(files, tmp_path / "poses.npz")
+    argv = ["render", *render_args(files), "--output", str(tmp_path / "out.mp4"), "--poses", str(broken)]
+    assert main(argv) == 2
+    line = one_error_line(capsys, "render")
+    assert "not a DreamPose pose file: missing labels" in line and "frame_N_densepose" not in line, line
+    assert model_loads == []
+
+
+def test_the_app_reads_an_npz_without_labels_as_a_pose_file(files, tmp_path):  # noqa: F811
+    from dreampose.app.uploads import driving_kind
+
+    assert driving_kind(_npz_without_labels(files, tmp_path / "poses.npz")) == "npz"

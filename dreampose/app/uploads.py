@@ -15,6 +15,7 @@ from pathlib import Path
 from dreampose.app.messages import UserError
 from dreampose.base import paper
 from dreampose.media.images import MAX_PHOTO_PIXELS
+from pose_extraction.pose_sequence import is_pose_archive
 
 
 # ----------------------------------------------------------------------------- limits
@@ -126,7 +127,7 @@ def driving_kind(path: Path) -> str:
             names = {i.filename for i in z.infolist() if not i.is_dir()}
     except (zipfile.BadZipFile, OSError) as e:
         raise UserError("The uploaded zip file is damaged; please create it again.") from e
-    if {"uv.npy", "labels.npy"} <= names:
+    if is_pose_archive(names):
         return "npz"
     if any(n.endswith(".npy") for n in names):
         return "official_zip"

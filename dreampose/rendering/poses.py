@@ -16,7 +16,7 @@ from pathlib import Path
 
 from dreampose.model.numerics import DREAMPOSE, Numerics
 from pose_extraction.official import import_official
-from pose_extraction.pose_sequence import MAX_LOAD_BYTES, PoseSequence
+from pose_extraction.pose_sequence import MAX_LOAD_BYTES, PoseSequence, is_pose_archive
 
 OFFICIAL_FPS = 30.0  # the official layout stores no frame rate; UBC Fashion videos are 30 fps
 
@@ -48,7 +48,7 @@ def _is_pose_file(path: Path) -> bool:
     """An ``.npz`` is a zip of ``.npy`` arrays named after the pose file's fields."""
     try:
         with zipfile.ZipFile(path) as z:
-            return {"uv.npy", "labels.npy"} <= set(z.namelist())
+            return is_pose_archive(set(z.namelist()))
     except (zipfile.BadZipFile, OSError):
         return False
 
