@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from dreampose.cli import main
-from tests.test_reliability_cli import files, model_loads, one_error_line, render_args  # noqa: F401
+from tests.test_reliability_cli import files, finetune_args, model_loads, one_error_line, render_args  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,15 +65,7 @@ def test_a_bad_fps_is_refused_before_the_model_loads(files, tmp_path, capsys, mo
 
 
 def test_finetune_with_no_steps_at_all_is_refused(files, tmp_path, capsys, model_loads):  # noqa: F811
-    argv = [
-        "finetune",
-        "--model",
-        "tiny",
-        "--image",
-        str(files / "photo.png"),
-        "--poses",
-        str(files / "one.npz"),
-    ]
+    argv = finetune_args(files)
     assert main([*argv, "--output", str(tmp_path / "m"), "--unet-steps", "0", "--vae-steps", "0"]) == 2
     assert "nothing would be fine-tuned" in one_error_line(capsys, "finetune")
     assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
