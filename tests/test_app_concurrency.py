@@ -103,3 +103,25 @@ def test_concurrent_previews_equal_the_same_previews_one_after_another(app):
         for i, picture in together.items():
             diff = np.abs(picture.astype(int) - alone[i].astype(int)).max()
             assert diff == 0, f"request {REQUESTS[i]} differs from its sequential result by {diff}"
+
+
+def test_one_concurrency_limit_covers_every_model_step_of_every_client(tmp_path):
+    """``--concurrency N`` is one limit for all model steps together (as the README says), not
+    N of each kind: every step that runs a model queues under one concurrency id whose limit
+    is N. (With Gradio's per-event limits, a render and a preview of two clients ran at once.)"""
+    from dreampose.app.page.wiring import MODEL_STEPS
+
+    demo, service = launch_tiny_app(tmp_path / "sessions", concurrency=2)
+    try:
+        steps = {fn.api_name: fn for fn in demo.fns.values() if fn.api_name in MODEL_ENDPOINTS}
+        assert set(steps) == MODEL_ENDPOINTS, sorted(steps)
+        assert {fn.concurrency_id for fn in steps.values()} == {MODEL_STEPS}
+        # Gradio makes one queue per concurrency id, limited by its events' limit: the default, N.
+        assert {fn.concurrency_limit for fn in steps.values()} == {"default"}
+        assert demo._queue.default_concurrency_limit == 2
+    finally:
+        demo.close()
+        service.close()
+
+
+MODEL_ENDPOINTS = {"extract_poses", "finetune", "preview", "guidance_grid", "render"}

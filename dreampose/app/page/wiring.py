@@ -52,6 +52,11 @@ def step_controls(kind: str, cancel_id: str, status: tuple[str, str, str], *butt
     )
 
 
+# Every step that runs a model (poses too: DensePose) queues under this one id, so that
+# ``--concurrency N`` (the queue's default limit) bounds them all together, not each kind apart.
+MODEL_STEPS = "model"
+
+
 def run_step(
     service: AppService,
     controls: StepControls,
@@ -79,7 +84,9 @@ def run_step(
         return [*out, gr.Button(interactive=False), *(after(session) if after else [])]
 
     run = button.click(busy, None, [controls.status, *buttons, controls.cancel], **PRIVATE)
-    run = run.then(fn, inputs, outputs, api_name=api_name, show_progress_on=[controls.status])
+    run = run.then(
+        fn, inputs, outputs, api_name=api_name, show_progress_on=[controls.status], concurrency_id=MODEL_STEPS
+    )
     # Gradio runs ``.then`` only after a success; ``.failure`` covers errors.
     for follow in (run.then, run.failure):
         follow(idle, None, [controls.status, *buttons, controls.cancel, *after_outputs], **PRIVATE)
