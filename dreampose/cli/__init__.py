@@ -15,7 +15,9 @@ import argparse
 import errno
 import importlib
 import os
+import signal
 import sys
+import threading
 
 # Order is the order shown in `dreampose --help`.
 COMMANDS = (
@@ -61,9 +63,6 @@ def _raise_terminated(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import signal
-    import threading
-
     args = build_parser().parse_args(argv)
     if threading.current_thread() is threading.main_thread():  # signals only go there
         signal.signal(signal.SIGTERM, _raise_terminated)

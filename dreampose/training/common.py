@@ -28,24 +28,13 @@ def make_optimizer(params, lr: float, use_8bit: bool = False) -> torch.optim.Opt
 
 
 def canonical_json(config: dict) -> str:
-    """``config`` as JSON that is the same in every process: sorted keys, and the sets of
-    names sorted (diffusers' ``_use_default_values`` is built from a set, so its order
-    follows PYTHONHASHSEED). Other lists keep their order: block types in order are the
-    model's shape."""
-
-    def canonical(value):
-        if isinstance(value, dict):
-            return {str(k): canonical(v) for k, v in value.items()}
-        if isinstance(value, (set, frozenset)):
-            return sorted((canonical(v) for v in value), key=str)
-        if isinstance(value, (list, tuple)):
-            return [canonical(v) for v in value]
-        return value
-
+    """``config`` as JSON that is the same in every process: sorted keys, and diffusers'
+    ``_use_default_values`` sorted (it is built from a set, so its order follows
+    PYTHONHASHSEED). Other lists keep their order: block types in order are the model's shape."""
     config = dict(config)
     if "_use_default_values" in config:
         config["_use_default_values"] = sorted(config["_use_default_values"], key=str)
-    return json.dumps(canonical(config), sort_keys=True, default=str)
+    return json.dumps(config, sort_keys=True, default=str)
 
 
 def model_fingerprint(pipe) -> str:
