@@ -33,7 +33,7 @@ from dreampose.runtime.options import (
     add_speed_arguments,
     speed_settings,
 )
-from dreampose.runtime.references import MODEL_ENV, chosen_model
+from dreampose.runtime.references import DEMO, MODEL_ENV, chosen_model
 
 __all__ = ["CSS", "build_service", "create_demo", "main", "parse_args"]
 log = logging.getLogger("dreampose.app")
@@ -98,6 +98,7 @@ def build_service(args: argparse.Namespace, **kwargs) -> AppService:
 
     chosen = args.model or os.environ.get(MODEL_ENV)
     setup = SetupOptions() if not chosen and auto_download_enabled(args.no_download) else None
+    # Nothing chosen and nothing installed: the page opens on the demo model at once.
     return AppService(
         chosen_model(args.model),
         densepose_weights=args.densepose_weights,
@@ -106,6 +107,7 @@ def build_service(args: argparse.Namespace, **kwargs) -> AppService:
         cpu_offload=args.cpu_offload,
         speed=speed_settings(args),
         setup=setup,
+        stand_in=None if chosen else DEMO,
         **kwargs,
     )
 

@@ -67,3 +67,24 @@ def test_the_recipe_refuses_sizes_the_model_cannot_train_at_and_an_existing_outp
     with pytest.raises(SystemExit):
         parse_args(["--output", str(tmp_path)])
     assert "already exists" in capsys.readouterr().err
+
+
+def test_the_model_carries_its_own_finetuning_defaults_and_size_and_names_no_machine(demo_model):
+    from dreampose.cli import finetune as finetune_cli
+    from dreampose.runtime.references import model_canvas
+
+    ref = resolve(str(demo_model))
+    assert ref.finetune_defaults() == {"unet_steps": 40, "unet_lr": 1e-4, "vae_steps": 40, "vae_lr": 1e-3}
+    assert model_canvas(ref) == (64, 64)  # trained at --height 64 --width 64
+    assert "_name_or_path" not in (demo_model / "model_index.json").read_text()
+    # `dreampose finetune` takes them unless told otherwise
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    finetune_cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(
+        ["finetune", "--model", str(demo_model), "--image", "x.png", "--output", "o", "--vae-steps", "7"]
+    )
+    settings = finetune_cli.settings_for(args)
+    assert (settings.unet_steps, settings.unet_lr, settings.vae_steps, settings.vae_lr) == (40, 1e-4, 7, 1e-3)
+    assert (settings.height, settings.width) == (64, 64)

@@ -32,6 +32,7 @@ from dreampose.app.sessions import Clock, Session, SessionStore
 from dreampose.app.uploads import AppLimits, read_photo
 from dreampose.base import paper
 from dreampose.rendering.settings import FAST_PREVIEW, RenderSettings
+from dreampose.runtime.references import model_canvas, resolve
 from pose_extraction.pose_sequence import PoseSequence
 
 OnProgress = Callable[[int, int, str], None]  # (done, total, what is happening)
@@ -53,6 +54,8 @@ class AppService:
     ``canvas`` is the output (height, width): 640 x 512 for real models, small for the tiny one.
     ``setup``: when the model is missing, set the official model up with these options in
     the background (:meth:`setup_status` reports it and switches to the model when ready).
+    ``stand_in``: a model to run meanwhile when ``model`` is missing (the demo model, when no
+    model was chosen); the service switches to the set-up model once it is ready.
     ``clock``: what sessions measure their idleness on (tests pass their own).
     """
 
@@ -71,15 +74,19 @@ class AppService:
         session_root: str | os.PathLike | None = None,
         speed=None,
         setup=None,
+        stand_in: str | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         self.limits = limits or AppLimits.from_env()
         self.sessions = SessionStore(session_root, ttl_s=self.limits.session_ttl_s, clock=clock)
         self._canvas = canvas
         self._model_args = (device, dtype, cpu_offload, densepose_weights, extractor, extractor_kwargs, speed)
-        self._use(model, model_status(model))
+        wanted = model_status(model)
+        # The demo model stands in while the model wanted is missing (no restart when it arrives).
+        self.standing_in = not wanted.ready and stand_in is not None and model_status(stand_in).ready
+        self._use(stand_in, model_status(stand_in)) if self.standing_in else self._use(model, wanted)
         self.setup = None
-        if not self.status.ready and setup is not None:
+        if not wanted.ready and setup is not None:
             from dreampose.setup import ModelSetup
 
             self.setup = ModelSetup(setup)
@@ -88,7 +95,8 @@ class AppService:
     def _use(self, model: str, status: ModelStatus) -> None:
         device, dtype, cpu_offload, densepose_weights, extractor, extractor_kwargs, speed = self._model_args
         self.model, self.status, self.is_tiny = model, status, status.tiny
-        self.canvas = self._canvas or (TINY_CANVAS if self.is_tiny else (paper.HEIGHT, paper.WIDTH))
+        self.is_demo = status.ready and resolve(model).kind == "demo"
+        self.canvas = self._canvas or (TINY_CANVAS if self.is_tiny else model_canvas(model))
         if extractor is None and hasattr(self, "models"):  # a model switch keeps the loaded DensePose
             extractor = self.models._extractor
         self.models = ModelCache(
@@ -108,8 +116,6 @@ class AppService:
         """The model's input conventions (``dreampose.model.numerics``), read from its folder
         once, without loading it."""
         if getattr(self, "_numerics_of", None) != self.model:
-            from dreampose.runtime.references import resolve
-
             self._numerics, self._numerics_of = resolve(self.model).numerics(), self.model
         return self._numerics
 
@@ -117,7 +123,7 @@ class AppService:
     @property
     def setting_up(self) -> bool:
         """True while the model is missing and being set up (or its setup failed)."""
-        return self.setup is not None and not self.status.ready
+        return self.setup is not None and not self.status.ready  # a stand-in model is ready
 
     def setup_status(self):
         """The background setup's :class:`~dreampose.setup.SetupStatus` (None without one); once
@@ -125,8 +131,9 @@ class AppService:
         if self.setup is None:
             return None
         status = self.setup.status()
-        if status.state == "ready" and not self.status.ready:
+        if status.state == "ready" and (self.standing_in or not self.status.ready):
             self._use(str(status.model), model_status(str(status.model)))
+            self.standing_in = False
         return status
 
     # ------------------------------------------------------------------ sessions
@@ -176,10 +183,17 @@ class AppService:
     def default_settings(self, fast: bool = False) -> RenderSettings:
         return self.fast_settings() if fast else self.video_settings()
 
+    def finetune_settings(self) -> dict:
+        """The model's own finetuning defaults (``finetune.json``; {} for the paper's)."""
+        return resolve(self.model).finetune_defaults()
+
     def finetune_defaults(self) -> tuple[int, int]:
-        """UNet and VAE steps that run as they stand: the paper's 500 + 1500, scaled down in
-        proportion when this server allows fewer steps in all."""
-        unet, vae, limit = paper.FINETUNE_UNET_STEPS, paper.FINETUNE_VAE_STEPS, self.limits.max_finetune_steps
+        """UNet and VAE steps that run as they stand: the model's own, else the paper's 500 +
+        1500, scaled down in proportion when this server allows fewer steps in all."""
+        own = self.finetune_settings()
+        unet = int(own.get("unet_steps", paper.FINETUNE_UNET_STEPS))
+        vae = int(own.get("vae_steps", paper.FINETUNE_VAE_STEPS))
+        limit = self.limits.max_finetune_steps
         if unet + vae <= limit:
             return unet, vae
         unet = max(1, round(limit * unet / (unet + vae))) if limit > 1 else limit

@@ -34,13 +34,17 @@ def add_settings_arguments(
             continue
         flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
         kind = _base_type(hints[f.name])
-        default = None if overrides_of else f.default
+        # "default_text": the default depends on what else was chosen (e.g. the model's own
+        # canvas); the option is then None unless given, and the caller fills it in.
+        default = None if overrides_of or "default_text" in f.metadata else f.default
         if kind is bool:
             action = "store_false" if f.default else "store_true"
             parser.add_argument(flag, dest=f.name, action=action, default=default, help=f.metadata["help"])
             continue
         if overrides_of:
             shown = f" (default from {overrides_of})"
+        elif "default_text" in f.metadata:
+            shown = f" (default: {f.metadata['default_text']})"
         elif default is None:  # the help says what happens without it
             shown = ""
         else:
@@ -69,6 +73,9 @@ def settings_from_args(settings_cls, args: argparse.Namespace, base=None, **over
     if base is not None:
         values = {k: v for k, v in values.items() if v is not None}
         return dataclasses.replace(base, **{**values, **overrides})
+    # An option with "default_text" left out keeps the field's default unless the caller filled it.
+    unset = {f.name for f in dataclasses.fields(settings_cls) if "default_text" in f.metadata}
+    values = {k: v for k, v in values.items() if v is not None or k not in unset}
     return settings_cls(**{**values, **overrides})
 
 

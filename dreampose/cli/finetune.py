@@ -6,6 +6,7 @@ import argparse
 import contextlib
 
 from dreampose.base.arguments import add_settings_arguments, settings_from_args
+from dreampose.cli.options import canvas_options
 from dreampose.runtime.options import add_densepose_arguments, add_device_arguments, load_densepose
 
 
@@ -37,15 +38,23 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def settings_for(args: argparse.Namespace):
+    """The options given, else the model's own defaults (size, ``finetune.json``), else the paper's."""
+    from dreampose.runtime.references import resolve
+    from dreampose.training.settings import FinetuneSettings
+
+    own = {k: v for k, v in resolve(args.model).finetune_defaults().items() if getattr(args, k, None) is None}
+    return settings_from_args(FinetuneSettings, args, **canvas_options(args), **own)
+
+
 def run(args: argparse.Namespace) -> int:
     import threading
 
     from dreampose.base.files import writable_folder
     from dreampose.runtime.references import chosen_model
     from dreampose.training.finetune import finetune
-    from dreampose.training.settings import FinetuneSettings
 
-    settings = settings_from_args(FinetuneSettings, args)
+    settings = settings_for(args)
     writable_folder(args.output)  # before DensePose and the model load
     extractor = None
     if args.poses is None:  # each photo's pose is extracted

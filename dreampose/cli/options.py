@@ -50,11 +50,20 @@ def render_inputs(args: argparse.Namespace):
     from dreampose.runtime.references import resolve
     from pose_extraction.pose_sequence import PoseSequence
 
-    settings = settings_from_args(RenderSettings, args)
+    ref = resolve(args.model)
+    settings = settings_from_args(RenderSettings, args, **canvas_options(args, ref))
     poses = load_driving_poses(args.poses)
     subject = PoseSequence.load(args.subject_pose) if args.subject_pose else None
-    numerics = resolve(args.model).numerics()  # official models place poses their own way
+    numerics = ref.numerics()  # official models place poses their own way
     return settings, place_poses(poses, settings.height, settings.width, subject, numerics=numerics)
+
+
+def canvas_options(args: argparse.Namespace, model=None) -> dict:
+    """``--height``/``--width`` as given, else the size the model was trained at."""
+    from dreampose.runtime.references import model_canvas
+
+    height, width = model_canvas(args.model if model is None else model)
+    return {"height": args.height or height, "width": args.width or width}
 
 
 def load_model(args: argparse.Namespace, settings=None):

@@ -31,6 +31,12 @@ def check_steps(steps: int) -> None:
         )
 
 
+# What a height/width option means when not given (dreampose.runtime.references.model_canvas).
+MODEL_SIZE_TEXT = (
+    "the size the model was trained at: 640 x 512 for the official model, 256 x 192 for the demo"
+)
+
+
 def check_size(height: int, width: int) -> None:
     for name, size in (("height", height), ("width", width)):
         if not isinstance(size, int) or size < 64 or size % 64:

@@ -169,8 +169,8 @@ class DreamPosePipeline(DiffusionPipeline):
         num_inference_steps: int = paper.INFERENCE_STEPS,
         scheduler: str | SchedulerMixin | None = None,
         frames: list[int] | range | None = None,
-        height: int = paper.HEIGHT,
-        width: int = paper.WIDTH,
+        height: int | None = None,
+        width: int | None = None,
         frame_batch_size: int = 1,
         generator: torch.Generator | None = None,
         same_noise_for_all_frames: bool = True,
@@ -199,6 +199,8 @@ class DreamPosePipeline(DiffusionPipeline):
         stretches each of their frames to 0..255 as the official code does before saving.
         """
         # 0. Check inputs
+        height = self.trained_size[0] if height is None else height
+        width = self.trained_size[1] if width is None else width
         uv = self.check_inputs(
             poses, image_guidance_scale, pose_guidance_scale, num_inference_steps, height, width
         )
@@ -255,6 +257,13 @@ class DreamPosePipeline(DiffusionPipeline):
         return scheduler
 
     # ------------------------------------------------------------------ steps
+    @property
+    def trained_size(self) -> tuple[int, int]:
+        """The (height, width) the model was trained at, the default canvas: the adapter's
+        pooled grid is half the latent grid there (``adapter_for``)."""
+        rows, cols = self.adapter.config.pooled_size
+        return rows * 2 * self.vae_scale_factor, cols * 2 * self.vae_scale_factor
+
     def check_inputs(self, poses, image_guidance_scale, pose_guidance_scale, steps, height, width):
         """Validate the call; return the poses as a float tensor (N, 2, H, W) in [0, 1]."""
         if isinstance(poses, PoseSequence):

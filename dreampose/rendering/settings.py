@@ -11,7 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dreampose.base import paper
-from dreampose.model.checks import check_guidance, check_interval, check_seed, check_size, check_steps
+from dreampose.model.checks import (
+    MODEL_SIZE_TEXT,
+    check_guidance,
+    check_interval,
+    check_seed,
+    check_size,
+    check_steps,
+)
 from dreampose.model.schedulers import SAMPLERS, describe_samplers
 
 MAX_FPS = 1000  # far above any video player's rate; a larger value is a typo
@@ -49,8 +56,14 @@ class RenderSettings:
         metadata={"help": f"sampler ({describe_samplers()})", "choices": tuple(SAMPLERS)},
     )
     seed: int = field(default=0, metadata={"help": "random seed (0 to 2**63 - 1)"})
-    height: int = field(default=paper.HEIGHT, metadata={"help": "output height, a multiple of 64"})
-    width: int = field(default=paper.WIDTH, metadata={"help": "output width, a multiple of 64"})
+    height: int = field(
+        default=paper.HEIGHT,
+        metadata={"help": "output height, a multiple of 64", "default_text": MODEL_SIZE_TEXT},
+    )
+    width: int = field(
+        default=paper.WIDTH,
+        metadata={"help": "output width, a multiple of 64", "default_text": MODEL_SIZE_TEXT},
+    )
     frame_batch_size: int | None = field(
         default=None,
         metadata={

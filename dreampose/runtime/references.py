@@ -40,6 +40,7 @@ DEFAULT_MODEL_DIR = Path("models") / "dreampose"
 DEMO_MODEL_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo-model"
 MODEL_INDEX = "model_index.json"
 PIPELINE_CLASS = "DreamPosePipeline"  # what a DreamPose folder's model_index.json names
+FINETUNE_FILE = "finetune.json"  # a model's own subject-finetuning defaults (the demo model has one)
 MODEL_HELP = "a DreamPose model folder, a finetuned subject folder, a hub id, 'demo' or 'tiny'"
 
 Kind = Literal["tiny", "demo", "pipeline", "lora", "hub", "official", "invalid", "missing"]
@@ -111,6 +112,33 @@ class ModelRef:
         except (OSError, ValueError):
             return DREAMPOSE
 
+    def native_size(self) -> tuple[int, int] | None:
+        """The (height, width) the model was trained at, read from its adapter's config (the
+        pooled latent grid is a quarter of that size over the VAE's downsampling): the canvas
+        it renders best at. None when it cannot be read without the network (a hub id) or it
+        has none (the tiny model, whose callers choose a small canvas)."""
+        if self.kind == "lora":
+            return self.base().native_size()
+        if self.kind not in ("demo", "pipeline"):
+            return None
+        adapter = read_json(self.path / "adapter" / "config.json")
+        vae = read_json(self.path / "vae" / "config.json")
+        if "pooled_size" not in adapter or "block_out_channels" not in vae:
+            return None
+        # The inverse of model.adapter.adapter_for: the pooled grid is half the latent grid.
+        scale = 2 * 2 ** (len(vae["block_out_channels"]) - 1)
+        return int(adapter["pooled_size"][0]) * scale, int(adapter["pooled_size"][1]) * scale
+
+    def finetune_defaults(self) -> dict:
+        """The model's own subject-finetuning defaults (``finetune.json``: FinetuneSettings
+        fields such as steps and learning rates); {} for the paper's. A small model trained
+        from scratch needs far fewer, larger steps than Stable Diffusion's 500 + 1500."""
+        if self.kind == "lora":
+            return self.base().finetune_defaults()
+        if self.kind not in ("demo", "pipeline"):
+            return {}
+        return read_json(self.path / FINETUNE_FILE)
+
     def fetch_subject(self) -> ModelRef | None:
         """A hub id that holds a LoRA subject: its small folder, fetched (None otherwise)."""
         from dreampose.runtime.hub import fetch_subject
@@ -172,6 +200,14 @@ def resolve(model: str | os.PathLike | ModelRef | None = None) -> ModelRef:
         f"there is no DreamPose model at {path}: get the official one with `dreampose download`, "
         f"or give --model {MODEL_HELP}",
     )
+
+
+def model_canvas(model: str | os.PathLike | ModelRef | None = None) -> tuple[int, int]:
+    """The (height, width) to render and finetune ``model`` at unless told otherwise: the size
+    it was trained at, else the paper's 640 x 512."""
+    from dreampose.base import paper
+
+    return resolve(model).native_size() or (paper.HEIGHT, paper.WIDTH)
 
 
 def looks_like_hub_id(name: str) -> bool:

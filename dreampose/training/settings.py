@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dreampose.base import paper
-from dreampose.model.checks import check_seed, check_size
+from dreampose.model.checks import MODEL_SIZE_TEXT, check_seed, check_size
 
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 # The rank of quick LoRA subjects (the app's LoRA mode, `evaluate --finetune lora`).
@@ -79,6 +79,10 @@ class ConditionDropout:
 NO_DROPOUT = ConditionDropout(0.0, 0.0, 0.0)
 
 
+def _model_default(paper_value) -> str:
+    return f"the model's own (the demo model's finetune.json), else the paper's {paper_value:g}"
+
+
 def _option(help_text: str, **more) -> dict:
     return {"metadata": {"help": help_text, **more}}
 
@@ -111,14 +115,30 @@ class _OptimiserSettings:
 class FinetuneSettings(_OptimiserSettings):
     """Subject finetuning (phase 2), with the paper's defaults (supplement, section 1)."""
 
-    unet_steps: int = field(default=paper.FINETUNE_UNET_STEPS, **_option("UNet + adapter steps"))
-    unet_lr: float = field(default=paper.FINETUNE_UNET_LR, **_option("UNet + adapter learning rate"))
-    vae_steps: int = field(default=paper.FINETUNE_VAE_STEPS, **_option("VAE decoder steps"))
-    vae_lr: float = field(default=paper.FINETUNE_VAE_LR, **_option("VAE decoder learning rate"))
+    unet_steps: int = field(
+        default=paper.FINETUNE_UNET_STEPS,
+        **_option("UNet + adapter steps", default_text=_model_default(paper.FINETUNE_UNET_STEPS)),
+    )
+    unet_lr: float = field(
+        default=paper.FINETUNE_UNET_LR,
+        **_option("UNet + adapter learning rate", default_text=_model_default(paper.FINETUNE_UNET_LR)),
+    )
+    vae_steps: int = field(
+        default=paper.FINETUNE_VAE_STEPS,
+        **_option("VAE decoder steps", default_text=_model_default(paper.FINETUNE_VAE_STEPS)),
+    )
+    vae_lr: float = field(
+        default=paper.FINETUNE_VAE_LR,
+        **_option("VAE decoder learning rate", default_text=_model_default(paper.FINETUNE_VAE_LR)),
+    )
     batch_size: int = field(default=1, **_option("photos per step"))
     seed: int = field(default=0, **_option("random seed (crops, noise, timesteps)"))
-    height: int = field(default=paper.HEIGHT, **_option("training height, a multiple of 64"))
-    width: int = field(default=paper.WIDTH, **_option("training width, a multiple of 64"))
+    height: int = field(
+        default=paper.HEIGHT, **_option("training height, a multiple of 64", default_text=MODEL_SIZE_TEXT)
+    )
+    width: int = field(
+        default=paper.WIDTH, **_option("training width, a multiple of 64", default_text=MODEL_SIZE_TEXT)
+    )
     crop_min_scale: float = field(
         default=0.8, **_option("random crops keep 80-100%% of each side, against texture sticking (1 = off)")
     )

@@ -33,6 +33,7 @@ import torch
 from dreampose.base.files import atomic_dir
 from dreampose.media.frames import save_png
 from dreampose.model.numerics import DREAMPOSE
+from dreampose.runtime.references import FINETUNE_FILE
 from dreampose.world.motions import MOTIONS, Style, clip
 from dreampose.world.scenes import Scene, render, render_clip
 
@@ -48,18 +49,23 @@ class DemoRecipe:
     height: int = 256
     width: int = 192
     seed: int = 0
-    videos: int = 60  # generated driving videos (one person each) for phase 1
-    frames: int = 16  # frames per video
+    videos: int = 150  # generated driving videos (one person each) for phase 1
+    frames: int = 8  # frames per video
     fps: float = 8.0
-    vae_steps: int = 1000
+    vae_steps: int = 600
     vae_batch: int = 4
     vae_lr: float = 3e-4
-    steps: int = 2500  # phase-1 optimiser steps
+    steps: int = 3000  # phase-1 optimiser steps
     batch_size: int = 4
-    learning_rate: float = 2e-4
-    unet_channels: tuple[int, ...] = (64, 128)
-    vae_channels: int = 32
-    threads: int = 0  # torch CPU threads (0: torch's default)
+    learning_rate: float = 5e-4
+    unet_channels: tuple[int, ...] = (48, 96)
+    vae_channels: int = 16
+    # Subject finetuning's defaults for this model (finetune.json; measured in benchmarks/RESULTS.md)
+    subject_unet_steps: int = 40
+    subject_unet_lr: float = 1e-4
+    subject_vae_steps: int = 40
+    subject_vae_lr: float = 1e-3
+    threads: int = 1  # torch CPU threads (0: torch's default); one is steadier on a shared 2-core machine
     work: Path | None = None  # dataset, base model and checkpoints (default: OUTPUT.work)
     command: str = field(default="", compare=False)
 
@@ -102,12 +108,17 @@ def training_person(seed: int, k: int) -> int:
 
 # =========================================================================== models
 def base_components(recipe: DemoRecipe) -> dict:
-    """A fresh model of the demo's size, with the paper's initialisation of the new layers."""
+    """A fresh model of the demo's size. The new layers start random, not as the paper's zero
+    pose channels and identity adapter: those spare a *pretrained* UNet a shock, and there is
+    none here. With the adapter's VAE tokens at zero weight, the photo's colours reached the
+    UNet only through the random CLIP stand-in, and 1,500 steps in, renders of different
+    people were the same grey figure (measured: swapping the photo moved a render by 19 grey
+    levels, a black photo by 5)."""
     from dreampose.model.tiny import tiny_components
 
     return tiny_components(
         recipe.seed,
-        randomize_new_weights=False,
+        randomize_new_weights=True,
         training_size=(recipe.height, recipe.width),
         unet_channels=recipe.unet_channels,
         vae_channels=recipe.vae_channels,
@@ -212,9 +223,31 @@ def run(recipe: DemoRecipe, log=print) -> Path:
     trained = DreamPosePipeline.from_pretrained(result.output / "model", torch_dtype=torch.float16)
     with atomic_dir(recipe.output) as tmp:
         trained.save_pretrained(tmp, safe_serialization=True)
+        forget_work_path(tmp / "model_index.json")
+        write_finetune_defaults(tmp, recipe)
         write_model_card(tmp, recipe, vae_losses, result.losses, times)
     log(f"demo model written to {recipe.output}")
     return recipe.output
+
+
+def write_finetune_defaults(folder: Path, recipe: DemoRecipe) -> Path:
+    """finetune.json: what `dreampose finetune` and the app use for this model unless told."""
+    path = folder / FINETUNE_FILE
+    values = {
+        "unet_steps": recipe.subject_unet_steps,
+        "unet_lr": recipe.subject_unet_lr,
+        "vae_steps": recipe.subject_vae_steps,
+        "vae_lr": recipe.subject_vae_lr,
+    }
+    path.write_text(json.dumps(values, indent=2) + "\n")
+    return path
+
+
+def forget_work_path(model_index: Path) -> None:
+    """diffusers records the folder a model was loaded from; the shipped one names no machine."""
+    index = json.loads(model_index.read_text())
+    index.pop("_name_or_path", None)
+    model_index.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
 
 # =========================================================================== model card
@@ -296,10 +329,12 @@ def parse_args(argv: list[str] | None = None) -> DemoRecipe:
         "steps",
         "batch_size",
         "vae_channels",
+        "subject_unet_steps",
+        "subject_vae_steps",
         "threads",
     ):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
-    for name in ("fps", "vae_lr", "learning_rate"):
+    for name in ("fps", "vae_lr", "learning_rate", "subject_unet_lr", "subject_vae_lr"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     parser.add_argument("--unet-channels", type=int, nargs="+", default=list(defaults.unet_channels))
     args = parser.parse_args(argv)

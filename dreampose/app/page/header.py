@@ -1,5 +1,5 @@
-"""The top of the page: the title and the five steps in a line, the test-mode banner of the
-tiny model, and, while the model is being set up, a banner saying what is fetched, how much,
+"""The top of the page: the title and the five steps in a line, the banner of the demo model
+or the test-mode banner of the tiny model, and, while the model is being set up, a banner saying what is fetched, how much,
 how fast and how long it will take (the steps that need the model start once it is ready)."""
 
 from __future__ import annotations
@@ -18,6 +18,11 @@ INTRO = """\
 the model on the photo · **4** preview a frame and tune the guidance · **5** render the video.
 Every step starts from sensible defaults; your work stays in this browser tab until you close it.
 """
+DEMO_BANNER = (
+    "ℹ **The demo model is running.** It was trained on drawn people (like the examples below) and "
+    "animates them in seconds; photos of real people need the official DreamPose model "
+    "(`dreampose download`, or start the app with network and it sets itself up)."
+)
 TINY_BANNER = (
     "⚠ **Test mode: the tiny random model is running.** Every step works, but its pictures and videos "
     "are noise. Start the app with a real DreamPose model to animate people."
@@ -26,6 +31,7 @@ TINY_BANNER = (
 
 @dataclass
 class Header:
+    demo_box: gr.Markdown | None = None  # while the demo model runs
     setup_box: gr.Markdown | None = None  # only while a setup runs (or failed)
     retry: gr.Button | None = None
 
@@ -34,9 +40,11 @@ def create(service: AppService) -> Header:
     gr.Markdown(INTRO)
     if service.is_tiny:
         gr.Markdown(TINY_BANNER, elem_id="tiny-banner")
+    demo_box = gr.Markdown(DEMO_BANNER, elem_id="demo-banner") if service.is_demo else None
     if service.setup is None:
-        return Header()
+        return Header(demo_box)
     return Header(
+        demo_box,
         gr.Markdown(setup_text(service), elem_id="setup-status"),
         gr.Button("Try the setup again", visible=False, size="sm"),
     )
@@ -54,12 +62,14 @@ def wire(service: AppService, header: Header, model_buttons: list[gr.Button]) ->
         done = status.state == "ready"
         return (
             setup_text(service),
-            *[gr.Button(interactive=done)] * len(model_buttons),
+            *[gr.Button(interactive=not service.setting_up)] * len(model_buttons),
             gr.Button(visible=status.state in ("failed", "cancelled")),
             gr.Timer(active=not done),
+            *([gr.Markdown(visible=service.is_demo)] if header.demo_box is not None else []),
         )
 
-    timer.tick(tick, None, [header.setup_box, *model_buttons, header.retry, timer], **PRIVATE)
+    demo_box = [header.demo_box] if header.demo_box is not None else []
+    timer.tick(tick, None, [header.setup_box, *model_buttons, header.retry, timer, *demo_box], **PRIVATE)
 
     def try_again():
         service.setup.start()
@@ -76,9 +86,11 @@ def setup_text(service: AppService) -> str:
     if status.state == "ready":
         return f"**The DreamPose model is ready** ({for_page(str(status.model))}). Every step works now."
     if status.state in ("failed", "cancelled"):
+        meanwhile = " The demo model keeps running meanwhile." if service.standing_in else ""
         return warning(for_page(status.text())) + (
             "\n\nThe finished downloads are kept: *Try the setup again* resumes them. Without network, "
-            "start the app with `--no-download` for the manual route."
+            "get the model by hand (`dreampose download --help` lists its files) and start the app with "
+            f"`--model` pointing at it.{meanwhile}"
         )
     bar = ""
     if status.fraction is not None:
@@ -88,6 +100,11 @@ def setup_text(service: AppService) -> str:
         "**Setting up the DreamPose model** (once): "
         + for_page(status.text())
         + bar
-        + "\n\nYou can add your photo and video and extract the poses meanwhile; the other steps start "
-        "as soon as the model is ready (no restart needed)."
+        + (
+            "\n\nThe demo model runs meanwhile; the app switches to the official model as soon as it is "
+            "ready (no restart needed)."
+            if service.standing_in
+            else "\n\nYou can add your photo and video and extract the poses meanwhile; the other steps "
+            "start as soon as the model is ready (no restart needed)."
+        )
     )

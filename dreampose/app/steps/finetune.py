@@ -44,7 +44,8 @@ def finetune(
 ) -> FinetuneOutcome:
     """Finetune the model on the subject photos; the result is used by later steps.
 
-    Steps default to :meth:`AppService.finetune_defaults` (the paper's, within the limit).
+    Steps default to :meth:`AppService.finetune_defaults` (the model's own or the paper's, within
+    the limit), learning rates to the model's own or the paper's.
     """
     from dreampose.app.steps.poses import subject_poses
     from dreampose.training.settings import DEFAULT_LORA_RANK, FinetuneSettings
@@ -63,12 +64,14 @@ def finetune(
         raise UserError("Set at least one finetuning step, or skip finetuning.")
     app.check_model()
     height, width = app.canvas
+    rates = {k: v for k, v in app.finetune_settings().items() if k in ("unet_lr", "vae_lr")}
     settings = FinetuneSettings(
         unet_steps=unet_steps,
         vae_steps=vae_steps,
         height=height,
         width=width,
         lora_rank=DEFAULT_LORA_RANK if lora else 0,
+        **rates,
     )
     with session.job("finetune") as cancel:
 
