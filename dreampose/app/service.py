@@ -84,7 +84,10 @@ class AppService:
         wanted = model_status(model)
         # The demo model stands in while the model wanted is missing (no restart when it arrives).
         self.standing_in = not wanted.ready and stand_in is not None and model_status(stand_in).ready
-        self._use(stand_in, model_status(stand_in)) if self.standing_in else self._use(model, wanted)
+        if self.standing_in:
+            self._use(stand_in, model_status(stand_in))
+        else:
+            self._use(model, wanted)
         self.setup = None
         if not wanted.ready and setup is not None:
             from dreampose.setup import ModelSetup

@@ -1,6 +1,7 @@
-"""The top of the page: the title and the five steps in a line, the banner of the demo model
-or the test-mode banner of the tiny model, and, while the model is being set up, a banner saying what is fetched, how much,
-how fast and how long it will take (the steps that need the model start once it is ready)."""
+"""The top of the page: the title and the five steps in a line, the banner of the demo model or
+the test-mode banner of the tiny model, and, while the model is being set up, a banner saying
+what is fetched, how much, how fast and how long it will take (the steps that need the model
+start once it is ready)."""
 
 from __future__ import annotations
 
