@@ -1,22 +1,25 @@
 """Reliability, round three (issue 23, the app items), through a real server on 127.0.0.1 with
 ``gradio_client``: a stopped server leaves nothing of its users in Gradio's cache or the
-session root."""
+session root, and a value of the wrong type or out of range is refused with the project's
+own sentence, naming the parameter and what it may be."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 
+import httpx
 import pytest
 from gradio_client import Client, handle_file
 
 from dreampose.app import sessions
 from dreampose.app.sessions import SessionStore
 from tests.helpers import REPO
-from tests.helpers.app import PHOTO, VIDEO
+from tests.helpers.app import PHOTO, VIDEO, launch_tiny_app
 from tests.test_reliability_sessions import _files, _free_port, _responds, _wait_for
 
 
@@ -90,3 +93,84 @@ def test_the_session_root_goes_even_while_a_closed_tab_is_still_being_deleted(tm
     stopping.join(30)
     assert not stopping.is_alive()
     assert not store.root.exists(), list(store.root.rglob("*"))
+
+
+POSE_FRAMES = 6
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    demo, service = launch_tiny_app(
+        tmp_path_factory.mktemp("sessions"), max_pose_frames=POSE_FRAMES, max_finetune_steps=4
+    )
+    yield demo.local_url
+    demo.close()
+    service.close()
+
+
+WHOLE = "must be a whole number from"
+# (endpoint, the bad parameter, what the sentence says: the parameter, then its range)
+BAD_VALUES = [
+    ("/preview", {"frame": "abc"}, f"Frame to preview (frame) {WHOLE} 0 to {POSE_FRAMES - 1}; got 'abc'"),
+    ("/preview", {"frame": "<b>1</b>"}, "got '&lt;b&gt;1&lt;/b&gt;'"),  # Gradio reads messages as HTML
+    ("/preview", {"frame": [1, 2]}, f"(frame) {WHOLE} 0 to {POSE_FRAMES - 1}; got [1, 2]"),
+    ("/preview", {"steps": None, "fast": False}, f"Steps (steps) {WHOLE} 1 to 1000; got nothing"),
+    ("/preview", {"steps": 2.5, "fast": False}, f"(steps) {WHOLE} 1 to 1000; got 2.5"),
+    ("/preview", {"seed": "nan"}, f"Seed (seed) {WHOLE} 0 to 2**63 - 1; got 'nan'"),
+    ("/preview", {"s_i": [8, 3]}, "Image guidance sI (s_i) must be a number from 0 to 30; got [8, 3]"),
+    ("/preview", {"s_p": "lots"}, "Pose guidance sP (s_p) must be a number from 0 to 30; got 'lots'"),
+    ("/guidance_grid", {"seed": -1}, f"(seed) {WHOLE} 0 to 2**63 - 1; got -1"),
+    ("/render", {"first": "inf"}, f"First frame (first) {WHOLE} 0 to {POSE_FRAMES - 1}; got 'inf'"),
+    ("/render", {"last": "end"}, f"Last frame (last) {WHOLE} 0 to {POSE_FRAMES - 1}; got 'end'"),
+    ("/render", {"steps": "abc"}, f"(steps) {WHOLE} 1 to 1000; got 'abc'"),
+    ("/finetune", {"unet_steps": None}, f"UNet steps (unet_steps) {WHOLE} 0 to 4; got nothing"),
+    ("/finetune", {"vae_steps": [1]}, f"VAE decoder steps (vae_steps) {WHOLE} 0 to 4; got [1]"),
+    ("/extract_poses", {"max_frames": "abc"}, f"(max_frames) {WHOLE} 1 to {POSE_FRAMES}; got 'abc'"),
+    ("/extract_poses", {"fps": 61}, "Frames per second (fps) must be a number from 0 to 60; got 61"),
+    ("/extract_poses", {"start": [0]}, "Start at second (start) must be a number of at least 0; got [0]"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("api_name", "bad", "words"), BAD_VALUES, ids=[f"{a[1:]}-{b}" for a, b, _ in BAD_VALUES]
+)
+def test_a_wrong_value_through_the_api_gets_the_projects_sentence(app_url, api_name, bad, words):
+    client = Client(app_url, verbose=False)
+    uploads = (
+        {"photo": handle_file(PHOTO), "driving_video": handle_file(VIDEO)}
+        if api_name == "/extract_poses"
+        else {}
+    )
+    with pytest.raises(Exception) as refused:
+        client.predict(**uploads, **bad, api_name=api_name)
+    message = str(refused.value)
+    assert words in message, message
+    assert "upstream" not in message, message
+
+
+# gradio_client cannot send NaN (JSON has none), but Python's JSON reader on the server takes it.
+NAN_CALLS = [
+    (
+        "preview",
+        [0, 8, 3, 10, "dpm++", "NaN", True, None, None],
+        f"Seed (seed) {WHOLE} 0 to 2**63 - 1; got nan",
+    ),
+    (
+        "render",
+        [8, 3, 10, "dpm++", 0, False, False, "NaN", None, None, None],
+        f"First frame (first) {WHOLE} 0 to {POSE_FRAMES - 1}; got nan",
+    ),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("api_name", "data", "words"), NAN_CALLS, ids=[c[0] for c in NAN_CALLS])
+def test_a_nan_sent_as_json_gets_the_projects_sentence(app_url, api_name, data, words):
+    body = "[" + ", ".join("NaN" if v == "NaN" else json.dumps(v) for v in data) + "]"
+    call = f"{app_url}gradio_api/call/{api_name}"
+    posted = httpx.post(call, content='{"data": ' + body + "}", headers={"content-type": "application/json"})
+    assert posted.status_code == 200, posted.text
+    events = httpx.get(f"{call}/{posted.json()['event_id']}", timeout=120).text
+    assert "event: error" in events and words in events, events
+    assert "Cannot convert" not in events, events
