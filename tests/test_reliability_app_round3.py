@@ -5,14 +5,18 @@ own sentence, naming the parameter and what it may be."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import zipfile
+from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 
@@ -20,6 +24,7 @@ from dreampose.app import sessions
 from dreampose.app.sessions import SessionStore
 from tests.helpers import REPO
 from tests.helpers.app import PHOTO, VIDEO, launch_tiny_app
+from tests.helpers.forged import npz_bomb
 from tests.test_reliability_sessions import _files, _free_port, _responds, _wait_for
 
 
@@ -174,3 +179,59 @@ def test_a_nan_sent_as_json_gets_the_projects_sentence(app_url, api_name, data, 
     events = httpx.get(f"{call}/{posted.json()['event_id']}", timeout=120).text
     assert "event: error" in events and words in events, events
     assert "Cannot convert" not in events, events
+
+
+@pytest.mark.slow
+def test_a_deflate_bomb_pose_file_is_refused_before_it_is_inflated(tmp_path, monkeypatch):
+    """A 0.7 MB .npz whose one frame unpacks to 720 MB (within the app's total of 300 frames x
+    8 MiB, but far over the 8 MiB a frame): refused from its headers, having inflated only
+    them (counted at the zip reader), with a sentence saying what a frame may be."""
+    bomb = npz_bomb(tmp_path / "bomb.npz", 12_000)
+    assert bomb.stat().st_size < 2e6
+    inflated = []
+    read = zipfile.ZipExtFile.read
+
+    def counted_read(self, n=-1):
+        data = read(self, n)
+        inflated.append(len(data))
+        return data
+
+    monkeypatch.setattr(zipfile.ZipExtFile, "read", counted_read)  # readinto reads through it too
+    demo, service = launch_tiny_app(tmp_path / "sessions")  # the default limits: 300 frames
+    try:
+        client = Client(demo.local_url, verbose=False)
+        with pytest.raises(Exception) as refused:
+            client.predict(
+                photo=handle_file(PHOTO), driving_video=handle_file(bomb), api_name="/extract_poses"
+            )
+    finally:
+        demo.close()
+        service.close()
+    message = str(refused.value)
+    assert "bomb.npz" in message and "8 MiB a frame" in message, message
+    assert sum(inflated) < 2**20, f"{sum(inflated) / 1e6:.0f} MB inflated before the refusal"
+
+
+def _official_zip(path: Path, side: int) -> Path:
+    """An official-layout zip of one float32 (2, side, side) frame: U, V of 0.5 in one pixel."""
+    uv = np.zeros((2, side, side), np.float32)
+    uv[:, 0, 0] = 0.5
+    buffer = io.BytesIO()
+    np.save(buffer, uv)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("poses/frame_0_densepose.npy", buffer.getvalue())
+    return path
+
+
+def test_an_official_pose_frame_over_8_mib_is_refused_from_its_header(tmp_path):
+    """The official layout's frames are bounded one by one too (its 1024 x 1024 float32 frames
+    are exactly 8 MiB and pass)."""
+    from dreampose.app.uploads import POSE_FRAME_BYTES
+    from dreampose.rendering.poses import load_driving_poses
+
+    fits = load_driving_poses(_official_zip(tmp_path / "fits.zip", 1024), max_frame_bytes=POSE_FRAME_BYTES)
+    assert fits.uv.shape == (1, 2, 1024, 1024)
+    with pytest.raises(
+        ValueError, match=r"big.zip would unpack to 9.\d+ MB a frame, more than the 8 MiB a frame"
+    ):
+        load_driving_poses(_official_zip(tmp_path / "big.zip", 1100), max_frame_bytes=POSE_FRAME_BYTES)

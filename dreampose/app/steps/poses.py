@@ -20,7 +20,7 @@ import numpy as np
 from dreampose.app.messages import Eta, UserError, sentence, warning
 from dreampose.app.service import AppService, OnProgress, no_progress
 from dreampose.app.sessions import Session
-from dreampose.app.uploads import check_upload_size, driving_kind
+from dreampose.app.uploads import POSE_FRAME_BYTES, check_upload_size, driving_kind
 from pose_extraction.pose_sequence import PoseFileError, PoseSequence
 
 # A person's body on the canvas, before aligning: at least this share of the canvas height,
@@ -139,8 +139,9 @@ def _read_driving(
             progress(0, 1, "Reading the pose file")
             # Only the frames this app keeps are unpacked, within its byte budget.
             seq = load_driving_poses(
-                path, fps=fps or None, max_frames=cap, max_bytes=app.limits.max_pose_bytes
-            )
+                path, fps=fps or None, max_frames=cap, max_bytes=app.limits.max_pose_bytes,
+                max_frame_bytes=POSE_FRAME_BYTES,
+            )  # fmt: skip
             session.remember(video=path.stem, sound=None)
         elif (bundled := bundled_video_poses(path)) is not None:
             seq = _at_times(bundled, fps, start, end, int(max_frames) if max_frames else None)
