@@ -1,6 +1,6 @@
-"""The numbers an endpoint is sent, read once at its start: a value that means one number (3,
-3.0, "3") is taken as that number; anything else (text, a list, NaN, a fraction where a whole
-number goes, a value out of range) is refused with a sentence that names the parameter as the
+"""The numbers and switches an endpoint is sent, read once at its start: a value that means one
+number (3, 3.0, "3") is taken as that number; anything else (text, a list, NaN, a fraction where
+a whole number goes, a value out of range; for a switch anything but true or false) is refused with a sentence that names the parameter as the
 page and the API call it and the range it may take.
 
 The page's own controls never send such values, but API clients can send anything: without
@@ -54,6 +54,21 @@ class Field:
         else:
             allowed = f"{kind} from {_bound(self.low)} to {self.high_text or _bound(self.high)}"
         return UserError(f"{self.label} ({self.name}) must be {allowed}; got {got}.")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One on/off parameter of an endpoint (a checkbox in the page). Only true and false are
+    taken: Python would read the text "false" as true."""
+
+    name: str
+    label: str
+
+    def read(self, value) -> bool:
+        if isinstance(value, bool):
+            return value
+        got = "nothing" if value is None else _shown(value)
+        raise UserError(f"{self.label} ({self.name}) must be true or false; got {got}.")
 
 
 def _as_number(value) -> int | float | None:

@@ -14,12 +14,13 @@ from dreampose.app.page.controls import NumberAsSent
 from dreampose.app.page.inputs import Inputs
 from dreampose.app.service import AppService
 from dreampose.app.steps import poses as work
-from dreampose.app.values import Field
+from dreampose.app.values import Field, Flag
 from dreampose.app.zerogpu import gpu
 
 FPS = Field("fps", "Frames per second", 0, 60)  # 0: as the video
 START = Field("start", "Start at second", 0)
 END = Field("end", "End at second", 0)  # 0: the end
+ALIGN = Flag("align", "Align poses to the photo")
 
 
 def max_frames_field(service: AppService) -> Field:
@@ -112,6 +113,7 @@ def endpoint(service: AppService):
             # empty: as the video, from its start, to its end, as many frames as allowed
             fps, start, end = FPS.read(fps, None), START.read(start, None), END.read(end, None)
             max_frames = max_frames_field(service).read(max_frames, None)
+            align = ALIGN.read(align)
             result = work.extract_poses(
                 service, session, wiring.photos_of(photo, more_photos), pose_file or driving_video, fps, start,
                 end, max_frames, align, wiring.progress_bar(progress),

@@ -16,8 +16,12 @@ from dreampose.app.page.inputs import Inputs
 from dreampose.app.page.preview import Preview
 from dreampose.app.service import AppService
 from dreampose.app.steps import render as work
+from dreampose.app.values import Flag
 from dreampose.app.zerogpu import gpu
 from dreampose.model.events import FrameDone, Progress
+
+SIDE_BY_SIDE = Flag("side_by_side", "Also a side-by-side video")
+KEEP_SOUND = Flag("keep_sound", "Keep the driving video's sound")
 
 
 @dataclass
@@ -118,8 +122,8 @@ def endpoint(service: AppService):
             )
             settings = wiring.render_settings(service, s_i, s_p, steps, sampler, seed)
             events = work.render_stream(
-                service, session, wiring.photos_of(photo, more_photos), first, last, settings, bool(side_by_side),
-                bool(keep_sound),
+                service, session, wiring.photos_of(photo, more_photos), first, last, settings,
+                SIDE_BY_SIDE.read(side_by_side), KEEP_SOUND.read(keep_sound),
             )  # fmt: skip
             for event in events:
                 if isinstance(event, Progress):

@@ -18,7 +18,7 @@ import gradio as gr
 
 from dreampose.app.messages import OUT_OF_MEMORY, UserError, for_page, is_out_of_memory, sentence
 from dreampose.app.service import AppService
-from dreampose.app.values import Field
+from dreampose.app.values import Field, Flag
 from dreampose.model.checks import MAX_GUIDANCE, MAX_INFERENCE_STEPS, MAX_SEED
 from dreampose.rendering.settings import RenderSettings
 
@@ -163,6 +163,7 @@ IMAGE_GUIDANCE = Field("s_i", "Image guidance sI", 0, MAX_GUIDANCE)
 POSE_GUIDANCE = Field("s_p", "Pose guidance sP", 0, MAX_GUIDANCE)
 STEPS = Field("steps", "Steps", 1, MAX_INFERENCE_STEPS, whole=True)
 SEED = Field("seed", "Seed", 0, MAX_SEED, whole=True, high_text="2**63 - 1")
+FAST = Flag("fast", "Fast preview")
 
 
 def frame_field(service: AppService, name: str, label: str) -> Field:
@@ -175,7 +176,10 @@ def render_settings(
 ) -> RenderSettings:
     """The step-4 controls as settings: the fast preset (its own steps and sampler) or these.
     An empty seed is 0, as the page starts."""
-    steps = STEPS.read(steps)  # checked even when the fast preset replaces it
+    steps, fast = (
+        STEPS.read(steps),
+        FAST.read(fast),
+    )  # steps are checked even when the fast preset replaces them
     base = service.fast_settings() if fast else service.video_settings()
     if not fast:
         base = replace(base, num_inference_steps=steps, scheduler=str(sampler))
