@@ -133,6 +133,12 @@ BAD_VALUES = [
     ("/extract_poses", {"max_frames": "abc"}, f"(max_frames) {WHOLE} 1 to {POSE_FRAMES}; got 'abc'"),
     ("/extract_poses", {"fps": 61}, "Frames per second (fps) must be a number from 0 to 60; got 61"),
     ("/extract_poses", {"start": [0]}, "Start at second (start) must be a number of at least 0; got [0]"),
+    # the bundled example's own poses follow the video reader's rules, as an uploaded video does
+    (
+        "/extract_poses",
+        {"start": 1.0, "end": 0.5},
+        "End must be after start (in seconds); got start=1, end=0.5",
+    ),
     ("/preview", {"fast": "false"}, "Fast preview (fast) must be true or false; got 'false'"),  # not True
     ("/render", {"side_by_side": 0}, "Also a side-by-side video (side_by_side) must be true or false; got 0"),
     ("/extract_poses", {"align": "no"}, "Align poses to the photo (align) must be true or false; got 'no'"),

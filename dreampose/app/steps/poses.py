@@ -198,7 +198,10 @@ def _extract_video(app, path, fps, start, end, max_frames, progress, notes, chec
 
 def _at_times(seq: PoseSequence, fps, start, end, max_frames: int | None) -> PoseSequence:
     """The frames of a pose sequence shown at ``start + k / fps`` (before ``end``), as the video
-    reader would pick them from the video it was made from."""
+    reader would pick them from the video it was made from, under the reader's rules."""
+    from dreampose.media.video_reader import check_request
+
+    check_request(fps or None, start or None, end or None, max_frames)  # 0 and None: the defaults
     fps = float(fps or seq.fps)
     start = float(start or 0.0)
     length = len(seq) / seq.fps
