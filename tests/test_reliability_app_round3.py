@@ -139,6 +139,13 @@ BAD_VALUES = [
         {"start": 1.0, "end": 0.5},
         "End must be after start (in seconds); got start=1, end=0.5",
     ),
+    ("/preview", {"sampler": "bogus", "fast": False}, 'Sampler (sampler) must be one of "pndm", "ddim"'),
+    (
+        "/preview",
+        {"sampler": ["ddim"]},
+        "Sampler (sampler) must be one of",
+    ),  # checked with the fast preset too
+    ("/finetune", {"mode": "LoRA"}, 'Mode (mode) must be one of "Full (as in the paper)", "LoRA (smaller'),
     ("/preview", {"fast": "false"}, "Fast preview (fast) must be true or false; got 'false'"),  # not True
     ("/render", {"side_by_side": 0}, "Also a side-by-side video (side_by_side) must be true or false; got 0"),
     ("/extract_poses", {"align": "no"}, "Align poses to the photo (align) must be true or false; got 'no'"),

@@ -1,6 +1,7 @@
 """The numbers and switches an endpoint is sent, read once at its start: a value that means one
 number (3, 3.0, "3") is taken as that number; anything else (text, a list, NaN, a fraction where
-a whole number goes, a value out of range; for a switch anything but true or false) is refused with a sentence that names the parameter as the
+a whole number goes, a value out of range; for a switch anything but true or false; for a
+choice any other name) is refused with a sentence that names the parameter as the
 page and the API call it and the range it may take.
 
 The page's own controls never send such values, but API clients can send anything: without
@@ -69,6 +70,22 @@ class Flag:
             return value
         got = "nothing" if value is None else _shown(value)
         raise UserError(f"{self.label} ({self.name}) must be true or false; got {got}.")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One parameter that takes one of a few names (a dropdown or radio buttons in the page)."""
+
+    name: str
+    label: str
+    choices: tuple[str, ...]
+
+    def read(self, value) -> str:
+        if isinstance(value, str) and value in self.choices:
+            return value
+        got = "nothing" if value is None else _shown(value)
+        shown = ", ".join(f'"{c}"' for c in self.choices)
+        raise UserError(f"{self.label} ({self.name}) must be one of {shown}; got {got}.")
 
 
 def _as_number(value) -> int | float | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from dreampose.app.page import wiring
-from dreampose.app.page.controls import NumberAsSent, SliderAsSent
+from dreampose.app.page.controls import DropdownAsSent, NumberAsSent, SliderAsSent
 from dreampose.app.page.inputs import Inputs
 from dreampose.app.service import AppService
 from dreampose.app.steps import render as work
@@ -79,7 +79,7 @@ def create(service: AppService) -> Preview:
                 1, MAX_INFERENCE_STEPS, value=video.num_inference_steps, step=1,
                 label=f"Steps (paper: {paper.INFERENCE_STEPS})", elem_id="steps", min_width=200,
             )  # fmt: skip
-            sampler = gr.Dropdown(
+            sampler = DropdownAsSent(
                 [(f"{name}: {SAMPLERS[name][2]}", name) for name in SAMPLERS], value=video.scheduler,
                 label="Sampler", elem_id="sampler", min_width=200,
             )  # fmt: skip

@@ -18,8 +18,9 @@ import gradio as gr
 
 from dreampose.app.messages import OUT_OF_MEMORY, UserError, for_page, is_out_of_memory, sentence
 from dreampose.app.service import AppService
-from dreampose.app.values import Field, Flag
+from dreampose.app.values import Choice, Field, Flag
 from dreampose.model.checks import MAX_GUIDANCE, MAX_INFERENCE_STEPS, MAX_SEED
+from dreampose.model.schedulers import SAMPLERS
 from dreampose.rendering.settings import RenderSettings
 
 log = logging.getLogger("dreampose.app")
@@ -164,6 +165,7 @@ POSE_GUIDANCE = Field("s_p", "Pose guidance sP", 0, MAX_GUIDANCE)
 STEPS = Field("steps", "Steps", 1, MAX_INFERENCE_STEPS, whole=True)
 SEED = Field("seed", "Seed", 0, MAX_SEED, whole=True, high_text="2**63 - 1")
 FAST = Flag("fast", "Fast preview")
+SAMPLER = Choice("sampler", "Sampler", tuple(SAMPLERS))
 
 
 def frame_field(service: AppService, name: str, label: str) -> Field:
@@ -176,13 +178,11 @@ def render_settings(
 ) -> RenderSettings:
     """The step-4 controls as settings: the fast preset (its own steps and sampler) or these.
     An empty seed is 0, as the page starts."""
-    steps, fast = (
-        STEPS.read(steps),
-        FAST.read(fast),
-    )  # steps are checked even when the fast preset replaces them
+    # steps and sampler are checked even when the fast preset replaces them
+    steps, sampler, fast = STEPS.read(steps), SAMPLER.read(sampler), FAST.read(fast)
     base = service.fast_settings() if fast else service.video_settings()
     if not fast:
-        base = replace(base, num_inference_steps=steps, scheduler=str(sampler))
+        base = replace(base, num_inference_steps=steps, scheduler=sampler)
     return replace(
         base,
         image_guidance_scale=IMAGE_GUIDANCE.read(s_i),
