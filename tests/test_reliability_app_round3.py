@@ -29,9 +29,11 @@ from tests.test_reliability_sessions import _files, _free_port, _responds, _wait
 
 
 @pytest.mark.slow
-def test_sigterm_after_a_render_leaves_gradio_cache_and_session_root_empty(tmp_path):
-    """`python app.py` run for real: poses, a streamed render (video, side-by-side, zip), then
-    `kill`: no file of it stays, in Gradio's cache or anywhere in the temporary folder."""
+@pytest.mark.parametrize("when", ["after", "during"])
+def test_sigterm_of_the_app_leaves_gradio_cache_and_session_root_empty(tmp_path, when):
+    """`python app.py` run for real: poses, then `kill` after a render (its video, side-by-side
+    video and zip streamed into Gradio's cache) or during one (after its first frame came): no
+    file stays, in Gradio's cache or anywhere in the temporary folder."""
     temp, cache, port = tmp_path / "tmp", tmp_path / "gradio", _free_port()
     temp.mkdir()
     env = dict(os.environ, TMPDIR=str(temp), GRADIO_TEMP_DIR=str(cache), GRADIO_ANALYTICS_ENABLED="False")
@@ -48,18 +50,17 @@ def test_sigterm_after_a_render_leaves_gradio_cache_and_session_root_empty(tmp_p
         _wait_for(lambda: _responds(url) or server.poll() is not None, 180, "the app to start")
         assert server.poll() is None, server.stdout.read()
         client = Client(url, verbose=False)
-        client.predict(
-            photo=handle_file(PHOTO),
-            driving_video=handle_file(VIDEO),
-            max_frames=3,
-            api_name="/extract_poses",
-        )
-        _, video, side_by_side, frames_zip, _ = client.predict(
-            first=0, last=1, steps=2, sampler="dpm++", seed=0, keep_sound=False, api_name="/render"
-        )
-        assert video and side_by_side and frames_zip, "the render gave its three files"
+        client.predict(photo=handle_file(PHOTO), driving_video=handle_file(VIDEO), api_name="/extract_poses")
+        render = dict(first=0, sampler="dpm++", seed=0, keep_sound=False, api_name="/render")
+        if when == "after":
+            _, video, side_by_side, frames_zip, _ = client.predict(last=2, steps=2, **render)
+            assert video and side_by_side and frames_zip, "the render gave its three files"
+            assert [f for f in _files(cache) if f.suffix == ".mp4"], "Gradio cached the videos"
+        else:
+            job = client.submit(last=11, steps=30, **render)  # 11 more frames to go after the first
+            _wait_for(lambda: job.outputs() or job.done(), 300, "the render's first frame")
+            assert not job.done(), "the render ended before its first frame came"
         assert list(temp.glob("dreampose-sessions-*/*/*")), "the session kept the render"
-        assert [f for f in _files(cache) if f.suffix == ".mp4"], "Gradio cached the videos"
         server.send_signal(signal.SIGTERM)
         output, _ = server.communicate(timeout=120)
     finally:
