@@ -171,6 +171,14 @@ def test_a_wrong_value_through_the_api_gets_the_projects_sentence(app_url, api_n
     assert "upstream" not in message, message
 
 
+@pytest.mark.slow
+def test_a_render_range_that_runs_backwards_is_named_as_such(app_url):
+    client = Client(app_url, verbose=False)
+    client.predict(photo=handle_file(PHOTO), driving_video=handle_file(VIDEO), api_name="/extract_poses")
+    with pytest.raises(Exception, match=r"The first frame \(3\) comes after the last \(1\)"):
+        client.predict(first=3, last=1, steps=2, api_name="/render")
+
+
 # gradio_client cannot send NaN (JSON has none), but Python's JSON reader on the server takes it.
 NAN_CALLS = [
     (
