@@ -265,8 +265,8 @@ def test_an_official_pose_frame_over_8_mib_is_refused_from_its_header(tmp_path):
 def test_values_that_mean_one_number_are_taken_exactly():
     """Ints stay exact (the largest seed is not rounded up past the limit by a float), texts of
     numbers are numbers, and a whole float is a whole number."""
+    from dreampose.app.messages import UserError
     from dreampose.app.page.wiring import SEED, STEPS
-    from dreampose.app.values import UserError
 
     assert SEED.read(2**63 - 1) == 2**63 - 1 and SEED.read(str(2**63 - 1)) == 2**63 - 1
     assert STEPS.read("25") == 25 and STEPS.read(25.0) == 25 and type(STEPS.read(25.0)) is int
