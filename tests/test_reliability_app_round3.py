@@ -19,6 +19,7 @@ import httpx
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
+from PIL import Image
 
 from dreampose.app import sessions
 from dreampose.app.sessions import SessionStore
@@ -272,3 +273,27 @@ def test_values_that_mean_one_number_are_taken_exactly():
     assert STEPS.read("25") == 25 and STEPS.read(25.0) == 25 and type(STEPS.read(25.0)) is int
     with pytest.raises(UserError, match=r"got 9223372036854775808\."):
         SEED.read(2**63)
+
+
+SERVER_FILE = {"meta": {"_type": "gradio.FileData"}}  # what handle_file sends, naming a server path
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (issue 23 audit): Gradio 6.31 copies a server file named with FileData meta into its "
+    "cache (its allowed-path check did not refuse it), so the copy looks like an upload to the endpoint",
+)
+@pytest.mark.parametrize("param", ["photo", "more_photos", "driving_video", "pose_file"])
+def test_a_file_on_the_server_is_never_taken_as_an_upload(app_url, tmp_path, param):
+    """Gradio hands an endpoint any server path an API client names ({"path": "/..."}): the
+    page takes only files that were uploaded to it, so no file of the server is read (and then
+    shown back, as the photo beside its pose would be)."""
+    secret = tmp_path / "secret.png"  # outside Gradio's upload folder
+    Image.new("RGB", (64, 64), (9, 9, 9)).save(secret)
+    named = {**SERVER_FILE, "path": str(secret)}
+    inputs = {"photo": handle_file(PHOTO), "driving_video": handle_file(VIDEO)}
+    inputs[param] = [named] if param == "more_photos" else named
+    with pytest.raises(Exception) as refused:
+        Client(app_url, verbose=False).predict(**inputs, api_name="/extract_poses")
+    assert "must be a file uploaded to this app" in str(refused.value), str(refused.value)
