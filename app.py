@@ -119,9 +119,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.compile and service.status.ready:
         log.info("compiling the UNet before serving (once per start) ...")
         log.info("compiled and warmed up in %.0f s", service.warm_up())
-    demo = create_demo(service)
     serve(
-        demo,
+        create_demo,
         service,
         concurrency=args.concurrency,
         server_name=args.host,

@@ -73,7 +73,11 @@ def _check_target(directory: Path, overwrite: bool) -> None:
 
 # ---------------------------------------------------------------------------- import
 def import_official(
-    path: str | os.PathLike, fps: float = 30.0, max_frames: int | None = None, max_bytes: int = MAX_LOAD_BYTES
+    path: str | os.PathLike,
+    fps: float = 30.0,
+    max_frames: int | None = None,
+    max_bytes: int = MAX_LOAD_BYTES,
+    max_frame_bytes: int | None = None,
 ) -> PoseSequence:
     """Read an official-layout folder or ``.zip`` into a :class:`PoseSequence`.
 
@@ -82,8 +86,9 @@ def import_official(
     code would fill a missing window neighbour with each frame's own pose, which a pose
     sequence cannot express. Frames must share one size; U and V must lie in [0, 1], and
     some frame must show a body. Only the first ``max_frames`` frames are read
-    (``extra["frames_in_file"]`` keeps N), and nothing is unpacked when they would take more
-    than ``max_bytes``. Each problem is a ``ValueError`` naming the file.
+    (``extra["frames_in_file"]`` keeps N), nothing is unpacked when they would take more
+    than ``max_bytes``, and no frame whose header claims more than ``max_frame_bytes``. Each
+    problem is a ``ValueError`` naming the file.
     """
     path = Path(path)
     if not path.exists():
@@ -93,7 +98,7 @@ def import_official(
             int(m.group(1)): p for p in path.iterdir() if (m := FILE_PATTERN.match(p.name)) and p.is_file()
         }
         frames = _selected(members, path.name, max_frames, lambda p: p.stat().st_size, max_bytes)
-        budget = Budget(max_bytes, path.name)
+        budget = Budget(max_bytes, path.name, max_frame_bytes)
 
         def read(i: int) -> np.ndarray:
             with open(members[i], "rb") as f:
@@ -103,11 +108,11 @@ def import_official(
         seq.source = (str(path), tuple(members[i].name for i in frames))
         return seq
     if zipfile.is_zipfile(path):
-        return _import_zip(path, fps, max_frames, max_bytes)
+        return _import_zip(path, fps, max_frames, Budget(max_bytes, path.name, max_frame_bytes))
     raise ValueError(f"{path.name} is neither a folder nor a zip of frame_N_densepose.npy files")
 
 
-def _import_zip(path: Path, fps: float, max_frames: int | None, max_bytes: int) -> PoseSequence:
+def _import_zip(path: Path, fps: float, max_frames: int | None, budget: Budget) -> PoseSequence:
     with zipfile.ZipFile(path) as archive:
         members: dict[int, zipfile.ZipInfo] = {}
         folders = set()
@@ -124,8 +129,7 @@ def _import_zip(path: Path, fps: float, max_frames: int | None, max_bytes: int) 
                 f"{path.name} holds pose frames in several folders ({', '.join(sorted(map(str, folders)))}); "
                 "zip one sequence at a time"
             )
-        frames = _selected(members, path.name, max_frames, lambda info: info.file_size, max_bytes)
-        budget = Budget(max_bytes, path.name)
+        frames = _selected(members, path.name, max_frames, lambda info: info.file_size, budget.limit)
 
         def read(i: int) -> np.ndarray:
             name = PurePosixPath(members[i].filename).name
@@ -167,7 +171,7 @@ def _ordered(members: dict, source: str) -> list[int]:
 
 def _load_array(stream, name: str, size: int, budget: Budget) -> np.ndarray:
     try:
-        array = read_array(stream, name, size, budget)
+        array = read_array(stream, name, size, budget, frame=True)
     except ArrayFileError:
         raise
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:  # truncated or corrupted data

@@ -208,20 +208,27 @@ class PoseSequence:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike, max_frames: int | None = None, max_bytes: int = MAX_LOAD_BYTES
+        cls,
+        path: str | os.PathLike,
+        max_frames: int | None = None,
+        max_bytes: int = MAX_LOAD_BYTES,
+        max_frame_bytes: int | None = None,
     ) -> PoseSequence:
         """Read and validate a pose file; refuse one in which no frame shows a body.
 
         Never unpickles. Array sizes are checked from their headers before anything is
-        unpacked (:mod:`dreampose.media.npy`): at most ``max_bytes`` are read, and with
-        ``max_frames`` only the first frames (``extra["frames_in_file"]`` keeps the count).
+        unpacked (:mod:`dreampose.media.npy`): at most ``max_bytes`` are read, at most
+        ``max_frame_bytes`` for one frame (all its fields), and with ``max_frames`` only the
+        first frames (``extra["frames_in_file"]`` keeps the count).
         """
         path = Path(path)
         if not path.is_file():
             raise PoseFileError(f"pose file not found: {path}")
         try:
             with zipfile.ZipFile(path) as archive:
-                arrays, frames_in_file = _read_pose_arrays(archive, path.name, max_frames, max_bytes)
+                arrays, frames_in_file = _read_pose_arrays(
+                    archive, path.name, max_frames, Budget(max_bytes, path.name, max_frame_bytes)
+                )
         except ArrayFileError as e:
             raise PoseFileError(str(e)) from e
         except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as e:
@@ -276,9 +283,10 @@ def is_pose_archive(names: set[str] | list[str]) -> bool:
 
 
 def _read_pose_arrays(
-    archive: zipfile.ZipFile, name: str, max_frames: int | None, max_bytes: int
+    archive: zipfile.ZipFile, name: str, max_frames: int | None, budget: Budget
 ) -> tuple[dict[str, np.ndarray], int]:
-    """The pose file's arrays, checked from their headers before any is unpacked."""
+    """The pose file's arrays, checked from their headers against ``budget`` (in all and a
+    frame) before any is unpacked."""
     members = {info.filename: info for info in archive.infolist()}
     fields = [*REQUIRED_FIELDS, *OPTIONAL_FIELDS]
     absent = [k for k in REQUIRED_FIELDS if f"{k}.npy" not in members]
@@ -294,8 +302,8 @@ def _read_pose_arrays(
     for k in fields:
         with archive.open(members[f"{k}.npy"]) as f:
             headers[k] = read_header(f, f"{name} ({k})", members[f"{k}.npy"].file_size)
-    Budget(max_bytes, name).take(sum(headers[k].bytes_for(rows[k]) for k in fields))
-    budget = Budget(max_bytes, name)
+    budget.check_frame(sum(headers[k].row_bytes for k in fields if k in PER_FRAME_FIELDS))
+    Budget(budget.limit, name).take(sum(headers[k].bytes_for(rows[k]) for k in fields))
     arrays = {}
     for k in fields:
         with archive.open(members[f"{k}.npy"]) as f:

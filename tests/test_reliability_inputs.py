@@ -280,7 +280,7 @@ def test_the_app_refuses_forged_pose_files_and_absurd_settings(tmp_path):
         extract(Path(VIDEO))
         tune = {"s_i": 8, "s_p": 3, "steps": 2, "sampler": "dpm++", "seed": 0}
         for name, value in (("s_i", 1e30), ("s_p", 1e30), ("seed", 2**70)):
-            with pytest.raises(Exception, match="greater than maximum value"):
+            with pytest.raises(Exception, match=rf"\({name}\) must be a (whole )?number from 0 to"):
                 client.predict(frame=0, fast=False, **{**tune, name: value}, api_name="/preview")
         image, _ = client.predict(frame=0, fast=False, **tune, api_name="/preview")
         assert Path(image).is_file()

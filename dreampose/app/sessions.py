@@ -286,6 +286,10 @@ class SessionStore:
         self.clock = clock  # idleness is measured on it (tests pass their own)
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
+        # Sessions taken out of ``_sessions`` whose folders are still being deleted (a closed tab,
+        # an expired session): the server's cleanup waits for them before removing the root.
+        self._deleting: dict[int, Session] = {}  # by id(): sessions compare by value
+        self._deleted = threading.Condition(self._lock)
         self._stop_sweeping = threading.Event()
         self._closed = False  # close_all ran: the server is stopping
 
@@ -318,9 +322,20 @@ class SessionStore:
         stopping its running jobs."""
         with self._lock:
             session = self._sessions.pop(session_id or "", None)
+            if session is not None:
+                self._deleting[id(session)] = session
         if session is not None:
-            session.close()
+            self._delete(session)
             log.info("closed session %s", session.id[:8])
+
+    def _delete(self, session: Session) -> None:
+        """Close ``session`` (already out of ``_sessions``, in ``_deleting``) and its folder."""
+        try:
+            session.close()
+        finally:
+            with self._lock:
+                self._deleting.pop(id(session), None)
+                self._deleted.notify_all()
 
     def sweep(self) -> None:
         """Delete every session idle for longer than ``ttl_s`` since its last step ended; a
@@ -330,8 +345,9 @@ class SessionStore:
             expired = [s for s in self._sessions.values() if s.retire_if_idle(self.ttl_s, now)]
             for session in expired:
                 del self._sessions[session.id]
+                self._deleting[id(session)] = session
         for session in expired:
-            session.close()  # no job can start in it any more: deleted at once
+            self._delete(session)  # no job can start in it any more: deleted at once
             log.info("expired session %s", session.id[:8])
 
     def start_sweeping(self, every_s: float | None = None) -> threading.Thread:
@@ -354,14 +370,20 @@ class SessionStore:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def close_all(self) -> None:
-        """Close every session (at server shutdown), refuse new ones, and remove the root
-        folder if it is empty."""
+    def close_all(self, wait_s: float = 600.0) -> None:
+        """Close every session (at server shutdown), refuse new ones, wait for the folders that
+        other threads are deleting (a tab closed meanwhile), and remove the root folder if it
+        is empty."""
         self._stop_sweeping.set()
         with self._lock:
             self._closed = True
             keys = list(self._sessions)
         for session_id in keys:
             self.close(session_id)
+        with self._lock:
+            if not self._deleted.wait_for(lambda: not self._deleting, timeout=wait_s):
+                log.warning(
+                    "%d session folders were still being deleted after %.0f s", len(self._deleting), wait_s
+                )
         with contextlib.suppress(OSError):
             self.root.rmdir()

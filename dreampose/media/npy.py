@@ -7,7 +7,8 @@ before anything is allocated or decompressed:
 
 - the header's size must fit in the bytes its file or zip entry declares (``size``);
 - what will be read must fit in a :class:`Budget` shared by all arrays of one input, sized
-  by the caller to what it can use (the app: its pose-frame limit);
+  by the caller to what it can use (the app: its pose-frame limit), and one frame in the
+  budget's frame limit (the app: 8 MiB);
 - only the leading ``max_rows`` entries (frames) are read when the caller needs no more,
   streamed from the file or zip entry;
 - object arrays (pickles) are refused.
@@ -40,12 +41,25 @@ def amount(nbytes: int) -> str:
 
 
 class Budget:
-    """How many bytes one input may still unpack into memory, shared by its arrays."""
+    """How many bytes one input may still unpack into memory, shared by its arrays, and (with
+    ``frame_limit``) how many one frame of it may take: a total alone lets one huge frame
+    through, as long as the file has few of them."""
 
-    def __init__(self, limit: int, source: str) -> None:
+    def __init__(self, limit: int, source: str, frame_limit: int | None = None) -> None:
         self.limit = int(limit)
         self.left = int(limit)
         self.source = source
+        self.frame_limit = frame_limit
+
+    def check_frame(self, nbytes: int) -> None:
+        """Refuse a frame that would unpack to more than ``frame_limit`` bytes (judged from the
+        headers, before anything is inflated)."""
+        if self.frame_limit is not None and nbytes > self.frame_limit:
+            raise ArrayFileError(
+                f"{self.source} would unpack to {amount(nbytes)} a frame, more than the "
+                f"{self.frame_limit / 2**20:g} MiB a frame allowed; use smaller frames (poses at most "
+                "1024 pixels on a side)"
+            )
 
     def take(self, nbytes: int, what: str = "") -> None:
         """Use ``nbytes`` of the budget, or raise ArrayFileError naming the limit."""
@@ -77,6 +91,11 @@ class ArrayHeader:
 
     def bytes_for(self, max_rows: int | None) -> int:
         return math.prod(self.rows(max_rows)) * self.dtype.itemsize
+
+    @property
+    def row_bytes(self) -> int:
+        """What one entry (frame) along the first axis takes."""
+        return math.prod(self.shape[1:]) * self.dtype.itemsize if self.shape else self.nbytes
 
 
 def read_header(stream: BinaryIO, name: str, size: int) -> ArrayHeader:
@@ -110,14 +129,17 @@ def read_header(stream: BinaryIO, name: str, size: int) -> ArrayHeader:
 
 
 def read_array(
-    stream: BinaryIO, name: str, size: int, budget: Budget, max_rows: int | None = None
+    stream: BinaryIO, name: str, size: int, budget: Budget, max_rows: int | None = None, frame: bool = False
 ) -> np.ndarray:
     """The array in ``stream`` (a ``.npy`` of ``size`` bytes), its first ``max_rows`` rows when given.
 
-    The header is checked (:func:`read_header`) and the bytes to read are taken from
-    ``budget`` before the array is allocated; the data is then streamed in chunks.
+    The header is checked (:func:`read_header`), also against the budget's frame limit when
+    the array is one ``frame``, and the bytes to read are taken from ``budget`` before the
+    array is allocated; the data is then streamed in chunks.
     """
     header = read_header(stream, name, size)
+    if frame:
+        budget.check_frame(header.nbytes)
     shape = header.rows(max_rows)
     budget.take(header.bytes_for(max_rows), name)
     array = np.empty(math.prod(shape), dtype=header.dtype)

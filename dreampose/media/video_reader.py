@@ -217,7 +217,7 @@ class VideoStream:
         limits: VideoLimits | None = None,
     ) -> None:
         self.limits = limits or VideoLimits()
-        _check_request(fps, start, end, max_frames)
+        check_request(fps, start, end, max_frames)
         self.start, self.end, self.max_frames = start, end, max_frames
         path = Path(path)
         if is_image_path(path):
@@ -351,7 +351,8 @@ class VideoStream:
             )
 
 
-def _check_request(fps: float | None, start: float | None, end: float | None, max_frames: int | None) -> None:
+def check_request(fps: float | None, start: float | None, end: float | None, max_frames: int | None) -> None:
+    """Refuse a reading request that cannot be met (the app checks its bundled poses with it too)."""
     if fps is not None and not (math.isfinite(fps) and fps > 0):
         raise ValueError(f"fps must be a positive number; got {fps}")
     if start is not None and not (math.isfinite(start) and start >= 0):

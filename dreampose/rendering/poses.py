@@ -26,19 +26,29 @@ def load_driving_poses(
     fps: float | None = None,
     max_frames: int | None = None,
     max_bytes: int = MAX_LOAD_BYTES,
+    max_frame_bytes: int | None = None,
 ) -> PoseSequence:
     """A pose sequence from a pose file, or an official-layout folder or zip.
 
     ``fps`` is the frame rate of official-layout poses (which do not store one); a pose
     file keeps its own unless ``fps`` is given. Only the first ``max_frames`` frames are
-    read, and nothing is unpacked beyond ``max_bytes`` (checked from the headers first).
+    read, and nothing is unpacked beyond ``max_bytes`` in all and ``max_frame_bytes`` a frame
+    (checked from the headers first).
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"pose file not found: {path}")
     if path.is_dir() or (zipfile.is_zipfile(path) and not _is_pose_file(path)):
-        return import_official(path, fps=fps or OFFICIAL_FPS, max_frames=max_frames, max_bytes=max_bytes)
-    poses = PoseSequence.load(path, max_frames=max_frames, max_bytes=max_bytes)
+        return import_official(
+            path,
+            fps=fps or OFFICIAL_FPS,
+            max_frames=max_frames,
+            max_bytes=max_bytes,
+            max_frame_bytes=max_frame_bytes,
+        )
+    poses = PoseSequence.load(
+        path, max_frames=max_frames, max_bytes=max_bytes, max_frame_bytes=max_frame_bytes
+    )
     if fps:
         poses.fps = float(fps)
     return poses

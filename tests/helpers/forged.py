@@ -45,3 +45,36 @@ def npz_claiming(path: Path, uv_shape: tuple[int, ...]) -> Path:
             np.save(buffer, value)
             z.writestr(f"{name}.npy", buffer.getvalue())
     return path
+
+
+def npz_bomb(path: Path, side: int) -> Path:
+    """A pose file of one side x side frame that is almost all zeros: about 1 MB deflated for
+    every GB it unpacks to (uv float16 and labels: 5 bytes a pixel). Its headers are true and
+    its labels show a body pixel, so only a bound on what a frame may unpack to refuses it
+    before it is inflated. Written in slices, never held in memory."""
+    good = PoseSequence.from_uv(make_poses(1), fps=12.0)
+    big = {"uv": ((1, 2, side, side), "<f2"), "labels": ((1, side, side), "|u1")}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, (shape, dtype) in big.items():
+            with z.open(f"{name}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array_header_1_0(
+                    f, {"descr": dtype, "fortran_order": False, "shape": shape}
+                )
+                left = int(np.prod(shape)) * np.dtype(dtype).itemsize
+                f.write(b"\1" + b"\0" * (2**20 - 1))  # a body pixel (label 1) at the top left
+                left -= 2**20
+                zeros = b"\0" * 2**24
+                while left > 0:
+                    f.write(zeros[: min(left, len(zeros))])
+                    left -= len(zeros)
+        fields = {k: getattr(good, k) for k in ("boxes", "scores", "missing")}
+        fields |= {
+            "fps": np.float64(12),
+            "format_version": np.int64(1),
+            "source_size": np.array([side, side]),
+        }
+        for name, value in fields.items():
+            buffer = io.BytesIO()
+            np.save(buffer, value)
+            z.writestr(f"{name}.npy", buffer.getvalue())
+    return path

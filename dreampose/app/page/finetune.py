@@ -10,9 +10,11 @@ from dataclasses import dataclass
 import gradio as gr
 
 from dreampose.app.page import wiring
+from dreampose.app.page.controls import RadioAsSent, SliderAsSent
 from dreampose.app.page.inputs import Inputs
 from dreampose.app.service import AppService
 from dreampose.app.steps import finetune as work
+from dreampose.app.values import Choice, Field
 from dreampose.app.zerogpu import gpu
 from dreampose.base import paper
 
@@ -40,12 +42,12 @@ def create(service: AppService) -> Finetune:
         gr.Markdown("### 3 · Subject finetuning (optional)")
         gr.Markdown(NOTE, elem_classes="note")
         with gr.Row():
-            mode = gr.Radio(list(MODES), value=MODES[0], label="Mode", min_width=240)
-            unet_steps = gr.Slider(
+            mode = RadioAsSent(list(MODES), value=MODES[0], label="Mode", min_width=240)
+            unet_steps = SliderAsSent(
                 0, limit, value=unet_default, step=1, label=f"UNet steps (paper: {paper.FINETUNE_UNET_STEPS})",
                 elem_id="unet-steps", min_width=240,
             )  # fmt: skip
-            vae_steps = gr.Slider(
+            vae_steps = SliderAsSent(
                 0, limit, value=vae_default, step=1, label=f"VAE decoder steps (paper: {paper.FINETUNE_VAE_STEPS})",
                 elem_id="vae-steps", min_width=240,
             )  # fmt: skip
@@ -86,7 +88,10 @@ def endpoint(service: AppService):
         subject to download."""
         session = service.session(request.session_hash)
         with wiring.kept_status(session, "finetune"):
-            lora = str(mode).startswith("LoRA")
+            limit = service.limits.max_finetune_steps
+            unet_steps = Field("unet_steps", "UNet steps", 0, limit, whole=True).read(unet_steps)
+            vae_steps = Field("vae_steps", "VAE decoder steps", 0, limit, whole=True).read(vae_steps)
+            lora = Choice("mode", "Mode", MODES).read(mode) == MODES[1]
             result = work.finetune(
                 service, session, wiring.photos_of(photo, more_photos), lora, unet_steps, vae_steps,
                 wiring.progress_bar(progress),

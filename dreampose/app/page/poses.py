@@ -10,10 +10,21 @@ import gradio as gr
 
 from dreampose.app.messages import for_page
 from dreampose.app.page import wiring
+from dreampose.app.page.controls import NumberAsSent
 from dreampose.app.page.inputs import Inputs
 from dreampose.app.service import AppService
 from dreampose.app.steps import poses as work
+from dreampose.app.values import Field, Flag
 from dreampose.app.zerogpu import gpu
+
+FPS = Field("fps", "Frames per second", 0, 60)  # 0: as the video
+START = Field("start", "Start at second", 0)
+END = Field("end", "End at second", 0)  # 0: the end
+ALIGN = Flag("align", "Align poses to the photo")
+
+
+def max_frames_field(service: AppService) -> Field:
+    return Field("max_frames", "At most this many frames", 1, service.limits.max_pose_frames, whole=True)
 
 
 @dataclass
@@ -33,12 +44,16 @@ def create(service: AppService) -> Poses:
     with gr.Column(elem_classes="step"):
         gr.Markdown("### 2 · Poses")
         with gr.Row():
-            fps = gr.Number(
-                label="Frames per second (0 = as the video)", value=0, minimum=0, maximum=60, min_width=150
+            fps = NumberAsSent(
+                label="Frames per second (0 = as the video)",
+                value=0,
+                minimum=0,
+                maximum=FPS.high,
+                min_width=150,
             )
-            start = gr.Number(label="Start at second", value=0, minimum=0, min_width=150)
-            end = gr.Number(label="End at second (0 = the end)", value=0, minimum=0, min_width=150)
-            max_frames = gr.Number(
+            start = NumberAsSent(label="Start at second", value=0, minimum=0, min_width=150)
+            end = NumberAsSent(label="End at second (0 = the end)", value=0, minimum=0, min_width=150)
+            max_frames = NumberAsSent(
                 label=f"At most this many frames (limit {cap})", value=cap, minimum=1, maximum=cap, precision=0,
                 min_width=150,
             )  # fmt: skip
@@ -95,6 +110,10 @@ def endpoint(service: AppService):
         integers) the frame to preview, the first and the last frame of the render range."""
         session = service.session(request.session_hash)
         with wiring.kept_status(session, "poses"):
+            # empty: as the video, from its start, to its end, as many frames as allowed
+            fps, start, end = FPS.read(fps, None), START.read(start, None), END.read(end, None)
+            max_frames = max_frames_field(service).read(max_frames, None)
+            align = ALIGN.read(align)
             result = work.extract_poses(
                 service, session, wiring.photos_of(photo, more_photos), pose_file or driving_video, fps, start,
                 end, max_frames, align, wiring.progress_bar(progress),

@@ -13,16 +13,18 @@ from dataclasses import dataclass
 import gradio as gr
 
 from dreampose.app.page import wiring
+from dreampose.app.page.controls import DropdownAsSent, NumberAsSent, SliderAsSent
 from dreampose.app.page.inputs import Inputs
 from dreampose.app.service import AppService
 from dreampose.app.steps import render as work
+from dreampose.app.values import Field
 from dreampose.app.zerogpu import gpu
 from dreampose.base import paper
 from dreampose.model.checks import MAX_GUIDANCE, MAX_INFERENCE_STEPS, MAX_SEED
 from dreampose.model.schedulers import SAMPLERS
 from dreampose.rendering.grid import GRID_IMAGE_SCALES, GRID_POSE_SCALES, parse_scales, scales_text
 
-# "Random seed" draws below 2**53, the wiring.whole numbers a browser shows exactly (any seed up to
+# "Random seed" draws below 2**53, the whole numbers a browser shows exactly (any seed up to
 # MAX_SEED can be typed).
 RANDOM_SEEDS = 2**53 - 1
 
@@ -49,6 +51,10 @@ class Preview:
         return [self.s_i, self.s_p, self.steps, self.sampler, self.seed]
 
 
+def frame_field(service: AppService) -> Field:
+    return wiring.frame_field(service, "frame", "Frame to preview")
+
+
 def create(service: AppService) -> Preview:
     video, fast = service.video_settings(), service.fast_settings()
     needs_model = {"interactive": not service.setting_up}
@@ -56,29 +62,29 @@ def create(service: AppService) -> Preview:
         gr.Markdown("### 4 · Tune and preview")
         with gr.Row():
             # Up to the pose limit: API clients never see the per-tab maximum set after extraction.
-            frame = gr.Slider(
-                0, max(service.limits.max_pose_frames - 1, 1), value=0, step=1, label="Frame to preview",
-                elem_id="frame", min_width=200,
+            frame = SliderAsSent(
+                0, frame_field(service).high, value=0, step=1, label="Frame to preview", elem_id="frame",
+                min_width=200,
             )  # fmt: skip
-            s_i = gr.Slider(
+            s_i = SliderAsSent(
                 0, MAX_GUIDANCE, value=video.image_guidance_scale, step=0.5,
                 label=f"Image guidance sI (paper: {paper.IMAGE_GUIDANCE:g})", elem_id="s-i", min_width=200,
             )  # fmt: skip
-            s_p = gr.Slider(
+            s_p = SliderAsSent(
                 0, MAX_GUIDANCE, value=video.pose_guidance_scale, step=0.5,
                 label=f"Pose guidance sP (paper: {paper.POSE_GUIDANCE:g})", elem_id="s-p", min_width=200,
             )  # fmt: skip
         with gr.Row():
-            steps = gr.Slider(
+            steps = SliderAsSent(
                 1, MAX_INFERENCE_STEPS, value=video.num_inference_steps, step=1,
                 label=f"Steps (paper: {paper.INFERENCE_STEPS})", elem_id="steps", min_width=200,
             )  # fmt: skip
-            sampler = gr.Dropdown(
+            sampler = DropdownAsSent(
                 [(f"{name}: {SAMPLERS[name][2]}", name) for name in SAMPLERS], value=video.scheduler,
                 label="Sampler", elem_id="sampler", min_width=200,
             )  # fmt: skip
             with gr.Column(min_width=200):
-                seed = gr.Number(label="Seed", value=video.seed, precision=0, minimum=0, maximum=MAX_SEED)
+                seed = NumberAsSent(label="Seed", value=video.seed, precision=0, minimum=0, maximum=MAX_SEED)
                 random_seed = gr.Button("Random seed", size="sm", elem_id="random-seed")
         fast_toggle = gr.Checkbox(
             value=True, elem_id="fast-preview",
@@ -151,9 +157,10 @@ def preview_endpoint(service: AppService):
         sampler). Returns the PNG and a status line naming what was used."""
         session = service.session(request.session_hash)
         with wiring.kept_status(session, "preview"):
+            frame = frame_field(service).read(frame)
             settings = wiring.render_settings(service, s_i, s_p, steps, sampler, seed, fast)
             image, used = work.preview(
-                service, session, wiring.photos_of(photo, more_photos), wiring.whole(frame), settings,
+                service, session, wiring.photos_of(photo, more_photos), frame, settings,
                 wiring.progress_bar(progress),
             )  # fmt: skip
         return str(image), wiring.keep_status(session, "preview", used)
@@ -170,17 +177,18 @@ def grid_endpoint(service: AppService):
         """One frame over an sI x sP grid (rows sI, columns sP). Returns the PNG and a status."""
         session = service.session(request.session_hash)
         with wiring.kept_status(session, "preview"):
+            frame = frame_field(service).read(frame)
             image_scales = parse_scales(image_guidance_values, "Image guidance values")
             pose_scales = parse_scales(pose_guidance_values, "Pose guidance values")
             settings = wiring.render_settings(
                 service, image_scales[0], pose_scales[0], steps, sampler, seed, fast
             )
             path, _ = work.guidance_grid(
-                service, session, wiring.photos_of(photo, more_photos), wiring.whole(frame), image_scales,
+                service, session, wiring.photos_of(photo, more_photos), frame, image_scales,
                 pose_scales, settings, wiring.progress_bar(progress),
             )  # fmt: skip
         used = (
-            f"Guidance grid of frame {wiring.whole(frame)}: rows sI {scales_text(image_scales)}; "
+            f"Guidance grid of frame {frame}: rows sI {scales_text(image_scales)}; "
             f"columns sP {scales_text(pose_scales)}. Click a cell to use its sI and sP."
         )
         return str(path), wiring.keep_status(session, "preview", used)

@@ -11,12 +11,17 @@ import gradio as gr
 
 from dreampose.app.messages import for_page
 from dreampose.app.page import wiring
+from dreampose.app.page.controls import NumberAsSent
 from dreampose.app.page.inputs import Inputs
 from dreampose.app.page.preview import Preview
 from dreampose.app.service import AppService
 from dreampose.app.steps import render as work
+from dreampose.app.values import Flag
 from dreampose.app.zerogpu import gpu
 from dreampose.model.events import FrameDone, Progress
+
+SIDE_BY_SIDE = Flag("side_by_side", "Also a side-by-side video")
+KEEP_SOUND = Flag("keep_sound", "Keep the driving video's sound")
 
 
 @dataclass
@@ -37,10 +42,10 @@ def create(service: AppService) -> Render:
     with gr.Column(elem_classes="step"):
         gr.Markdown("### 5 · Render")
         with gr.Row():
-            first = gr.Number(
+            first = NumberAsSent(
                 label="First frame", value=None, precision=0, minimum=0, min_width=150, elem_id="first"
             )
-            last = gr.Number(
+            last = NumberAsSent(
                 label="Last frame", value=None, precision=0, minimum=0, min_width=150, elem_id="last"
             )
             side_by_side = gr.Checkbox(
@@ -109,10 +114,16 @@ def endpoint(service: AppService):
         session = service.session(request.session_hash)
         bar = wiring.progress_bar(progress)
         with wiring.kept_status(session, "render"):
+            first = wiring.frame_field(service, "first", "First frame").read(first, empty=None)
+            last = (
+                None
+                if last == -1
+                else wiring.frame_field(service, "last", "Last frame").read(last, empty=None)
+            )
             settings = wiring.render_settings(service, s_i, s_p, steps, sampler, seed)
             events = work.render_stream(
-                service, session, wiring.photos_of(photo, more_photos), first, last, settings, bool(side_by_side),
-                bool(keep_sound),
+                service, session, wiring.photos_of(photo, more_photos), first, last, settings,
+                SIDE_BY_SIDE.read(side_by_side), KEEP_SOUND.read(keep_sound),
             )  # fmt: skip
             for event in events:
                 if isinstance(event, Progress):

@@ -18,6 +18,9 @@ import gradio as gr
 
 from dreampose.app.messages import OUT_OF_MEMORY, UserError, for_page, is_out_of_memory, sentence
 from dreampose.app.service import AppService
+from dreampose.app.values import Choice, Field, Flag
+from dreampose.model.checks import MAX_GUIDANCE, MAX_INFERENCE_STEPS, MAX_SEED
+from dreampose.model.schedulers import SAMPLERS
 from dreampose.rendering.settings import RenderSettings
 
 log = logging.getLogger("dreampose.app")
@@ -156,18 +159,36 @@ def photos_of(photo, more) -> list:
     return [photo, *(more or [])] if photo else list(more or [])
 
 
-def whole(value, default: int = 0) -> int:
-    return default if value in (None, "") else int(value)
+# The sampling controls of step 4, shared by the preview, the grid and the video.
+IMAGE_GUIDANCE = Field("s_i", "Image guidance sI", 0, MAX_GUIDANCE)
+POSE_GUIDANCE = Field("s_p", "Pose guidance sP", 0, MAX_GUIDANCE)
+STEPS = Field("steps", "Steps", 1, MAX_INFERENCE_STEPS, whole=True)
+SEED = Field("seed", "Seed", 0, MAX_SEED, whole=True, high_text="2**63 - 1")
+FAST = Flag("fast", "Fast preview")
+SAMPLER = Choice("sampler", "Sampler", tuple(SAMPLERS))
+
+
+def frame_field(service: AppService, name: str, label: str) -> Field:
+    """A frame number: up to the pose limit (whether the poses have that frame is the step's check)."""
+    return Field(name, label, 0, max(service.limits.max_pose_frames - 1, 1), whole=True)
 
 
 def render_settings(
     service: AppService, s_i, s_p, steps, sampler, seed, fast: bool = False
 ) -> RenderSettings:
-    """The step-4 controls as settings: the fast preset (its own steps and sampler) or these."""
+    """The step-4 controls as settings: the fast preset (its own steps and sampler) or these.
+    An empty seed is 0, as the page starts."""
+    # steps and sampler are checked even when the fast preset replaces them
+    steps, sampler, fast = STEPS.read(steps), SAMPLER.read(sampler), FAST.read(fast)
     base = service.fast_settings() if fast else service.video_settings()
     if not fast:
-        base = replace(base, num_inference_steps=int(steps), scheduler=str(sampler))
-    return replace(base, image_guidance_scale=float(s_i), pose_guidance_scale=float(s_p), seed=whole(seed))
+        base = replace(base, num_inference_steps=steps, scheduler=sampler)
+    return replace(
+        base,
+        image_guidance_scale=IMAGE_GUIDANCE.read(s_i),
+        pose_guidance_scale=POSE_GUIDANCE.read(s_p),
+        seed=SEED.read(seed, empty=0),
+    )
 
 
 def cache_lifetime(limits) -> tuple[int, int]:

@@ -20,7 +20,7 @@ import numpy as np
 from dreampose.app.messages import Eta, UserError, sentence, warning
 from dreampose.app.service import AppService, OnProgress, no_progress
 from dreampose.app.sessions import Session
-from dreampose.app.uploads import check_upload_size, driving_kind
+from dreampose.app.uploads import POSE_FRAME_BYTES, check_upload_size, driving_kind
 from pose_extraction.pose_sequence import PoseFileError, PoseSequence
 
 # A person's body on the canvas, before aligning: at least this share of the canvas height,
@@ -139,8 +139,9 @@ def _read_driving(
             progress(0, 1, "Reading the pose file")
             # Only the frames this app keeps are unpacked, within its byte budget.
             seq = load_driving_poses(
-                path, fps=fps or None, max_frames=cap, max_bytes=app.limits.max_pose_bytes
-            )
+                path, fps=fps or None, max_frames=cap, max_bytes=app.limits.max_pose_bytes,
+                max_frame_bytes=POSE_FRAME_BYTES,
+            )  # fmt: skip
             session.remember(video=path.stem, sound=None)
         elif (bundled := bundled_video_poses(path)) is not None:
             seq = _at_times(bundled, fps, start, end, int(max_frames) if max_frames else None)
@@ -197,7 +198,10 @@ def _extract_video(app, path, fps, start, end, max_frames, progress, notes, chec
 
 def _at_times(seq: PoseSequence, fps, start, end, max_frames: int | None) -> PoseSequence:
     """The frames of a pose sequence shown at ``start + k / fps`` (before ``end``), as the video
-    reader would pick them from the video it was made from."""
+    reader would pick them from the video it was made from, under the reader's rules."""
+    from dreampose.media.video_reader import check_request
+
+    check_request(fps or None, start or None, end or None, max_frames)  # 0 and None: the defaults
     fps = float(fps or seq.fps)
     start = float(start or 0.0)
     length = len(seq) / seq.fps

@@ -253,6 +253,10 @@ def frame_range(app: AppService, poses: PoseSequence, first, last) -> list[int]:
     one render may (to the end, or the render limit)."""
     first = 0 if first in (None, "") else int(first)
     last = app.render_range(len(poses), first)[1] if last in (None, "", -1) else int(last)
+    if first > last and 0 <= last < first < len(poses):
+        raise UserError(
+            f"The first frame ({first}) comes after the last ({last}): choose a first frame up to the last."
+        )
     if not 0 <= first <= last < len(poses):
         raise UserError(
             f"Frames {first} to {last} are not in the poses: choose frames between 0 and {len(poses) - 1}."
