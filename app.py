@@ -25,7 +25,7 @@ import gradio as gr
 from dreampose.app.page import finetune, header, inputs, poses, preview, render
 from dreampose.app.page.launch import serve
 from dreampose.app.page.style import CSS
-from dreampose.app.page.wiring import cache_lifetime, end_sessions
+from dreampose.app.page.wiring import cache_lifetime, end_sessions, page_uploads
 from dreampose.app.service import AppService
 from dreampose.runtime.options import (
     add_densepose_weights_argument,
@@ -60,6 +60,7 @@ def create_demo(service: AppService) -> gr.Blocks:
         needs_model = [*finetune_step.controls.buttons, *preview_step.controls.buttons]
         header.wire(service, top, [*needs_model, *render_step.controls.buttons])
         end_sessions(service, demo)
+    service.uploads = page_uploads(demo)
     return demo
 
 

@@ -19,7 +19,6 @@ import httpx
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
-from PIL import Image
 
 from dreampose.app import sessions
 from dreampose.app.sessions import SessionStore
@@ -275,25 +274,66 @@ def test_values_that_mean_one_number_are_taken_exactly():
         SEED.read(2**63)
 
 
-SERVER_FILE = {"meta": {"_type": "gradio.FileData"}}  # what handle_file sends, naming a server path
+SERVER_FILE = {"meta": {"_type": "gradio.FileData"}}  # a file parameter, naming a path on the server
+EXTRACT_POSES = [
+    "photo",
+    "driving_video",
+    "fps",
+    "start",
+    "end",
+    "max_frames",
+    "align",
+    "more_photos",
+    "pose_file",
+]
+
+
+def _upload(app_url: str, path: Path) -> dict:
+    """A file uploaded as the page (and gradio_client) upload it, as a file parameter."""
+    with open(path, "rb") as f:
+        sent = httpx.post(f"{app_url}gradio_api/upload", files={"files": (path.name, f)}, timeout=120)
+    assert sent.status_code == 200, sent.text
+    return {**SERVER_FILE, "path": sent.json()[0]}
+
+
+def _call_raw(app_url: str, api_name: str, data: list) -> str:
+    """The event stream of one call, sent as plain JSON: gradio_client would upload a local
+    file named in a parameter itself, which is an upload, not a server path."""
+    call = f"{app_url}gradio_api/call/{api_name}"
+    posted = httpx.post(call, json={"data": data}, timeout=120)
+    assert posted.status_code == 200, posted.text
+    return httpx.get(f"{call}/{posted.json()['event_id']}", timeout=600).text
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (issue 23 audit): Gradio 6.31 copies a server file named with FileData meta into its "
-    "cache (its allowed-path check did not refuse it), so the copy looks like an upload to the endpoint",
-)
+@pytest.mark.parametrize("where", ["outside Gradio's folder", "inside Gradio's folder"])
 @pytest.mark.parametrize("param", ["photo", "more_photos", "driving_video", "pose_file"])
-def test_a_file_on_the_server_is_never_taken_as_an_upload(app_url, tmp_path, param):
-    """Gradio hands an endpoint any server path an API client names ({"path": "/..."}): the
-    page takes only files that were uploaded to it, so no file of the server is read (and then
-    shown back, as the photo beside its pose would be)."""
-    secret = tmp_path / "secret.png"  # outside Gradio's upload folder
-    Image.new("RGB", (64, 64), (9, 9, 9)).save(secret)
+def test_a_file_on_the_server_is_never_taken_as_an_upload(app_url, tmp_path, param, where):
+    """An API client can name any server path as a file ({"path": "/..."}): the page reads only
+    files uploaded to it (or its bundled examples), so no file of the server, another tab's
+    upload or result included, is read and then shown back (as the photo beside its pose)."""
+    from gradio.utils import get_upload_folder
+
+    folder = tmp_path if where.startswith("outside") else Path(get_upload_folder()) / tmp_path.name
+    folder.mkdir(parents=True, exist_ok=True)
+    secret = folder / ("secret.npz" if param == "pose_file" else "secret.png")
+    secret.write_bytes(Path(PHOTO).read_bytes())  # a picture of a person: reading it would succeed
     named = {**SERVER_FILE, "path": str(secret)}
-    inputs = {"photo": handle_file(PHOTO), "driving_video": handle_file(VIDEO)}
+    inputs = {"photo": _upload(app_url, Path(PHOTO)), "driving_video": _upload(app_url, Path(VIDEO))}
     inputs[param] = [named] if param == "more_photos" else named
-    with pytest.raises(Exception) as refused:
-        Client(app_url, verbose=False).predict(**inputs, api_name="/extract_poses")
-    assert "must be a file uploaded to this app" in str(refused.value), str(refused.value)
+    defaults = {"align": True}
+    events = _call_raw(app_url, "extract_poses", [inputs.get(k, defaults.get(k)) for k in EXTRACT_POSES])
+    assert "event: error" in events, events
+    if where.startswith("inside"):  # Gradio refuses the outside ones itself, in its own words
+        assert "must be a file uploaded to this app" in events, events
+
+
+@pytest.mark.slow
+def test_the_same_uploads_sent_as_json_are_read(app_url):
+    """The check above refuses nothing an upload made: the same call with only uploaded files
+    extracts the poses."""
+    inputs = {"photo": _upload(app_url, Path(PHOTO)), "driving_video": _upload(app_url, Path(VIDEO))}
+    events = _call_raw(
+        app_url, "extract_poses", [inputs.get(k, True if k == "align" else None) for k in EXTRACT_POSES]
+    )
+    assert "event: complete" in events, events

@@ -29,7 +29,7 @@ from pathlib import Path
 from dreampose.app.messages import UserError
 from dreampose.app.models import TINY_CANVAS, ModelCache, ModelStatus, model_status
 from dreampose.app.sessions import Clock, Session, SessionStore
-from dreampose.app.uploads import AppLimits, read_photo
+from dreampose.app.uploads import ANY_FILE, AppLimits, read_photo
 from dreampose.base import paper
 from dreampose.rendering.settings import FAST_PREVIEW, RenderSettings
 from dreampose.runtime.references import model_canvas, resolve
@@ -78,6 +78,7 @@ class AppService:
         clock: Clock = time.monotonic,
     ) -> None:
         self.limits = limits or AppLimits.from_env()
+        self.uploads = ANY_FILE  # the page narrows this to its own uploads (``UploadOrigins``)
         self.sessions = SessionStore(session_root, ttl_s=self.limits.session_ttl_s, clock=clock)
         self._canvas = canvas
         self._model_args = (device, dtype, cpu_offload, densepose_weights, extractor, extractor_kwargs, speed)
@@ -227,7 +228,7 @@ class AppService:
         """Check and keep the uploaded subject photos; without uploads, the ones kept before."""
         uploads = [u for u in (uploads or []) if u]
         if uploads:
-            kept = session.store_photos([read_photo(u, self.limits) for u in uploads])
+            kept = session.store_photos([read_photo(u, self.limits, self.uploads) for u in uploads])
             session.remember(photo=Path(uploads[0]).stem)
             return kept
         kept = session.photos()

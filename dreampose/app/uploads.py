@@ -77,12 +77,38 @@ class AppLimits:
         )
 
 
+# ----------------------------------------------------------------------------- upload origins
+@dataclass(frozen=True)
+class UploadOrigins:
+    """Which server files the page's endpoints may read: what was uploaded to it and the
+    bundled examples' copies. An API client can name any server path as a file (Gradio copies
+    a file it allows, e.g. one under the working directory or the temp folder, into its
+    cache, so the copy looks like an upload); only these are read. ``None`` sets: Python
+    callers of the service, whose paths are their own, are not restricted."""
+
+    uploaded: set[str] | None = None  # live: Gradio adds each upload as it arrives
+    bundled: frozenset[str] = frozenset()
+
+    def check(self, path: Path, what: str) -> None:
+        if self.uploaded is None:
+            return
+        name = str(path.resolve())
+        if name not in self.uploaded and name not in self.bundled:
+            raise UserError(f"The {what} must be a file uploaded to this app; please upload it.")
+
+
+ANY_FILE = UploadOrigins()
+
+
 # ----------------------------------------------------------------------------- upload checks
-def check_upload_size(path: str | os.PathLike, limits: AppLimits, what: str) -> Path:
-    """The upload as a Path, refused when missing, empty or over the size limit."""
+def check_upload_size(
+    path: str | os.PathLike, limits: AppLimits, what: str, origins: UploadOrigins = ANY_FILE
+) -> Path:
+    """The upload as a Path, refused when missing, not uploaded here, empty or over the size limit."""
     if path is None or str(path) == "":
         raise UserError(f"Please add {what} first.")
     path = Path(path)
+    origins.check(path, what)
     if not path.is_file():
         raise UserError(f"The {what} upload did not arrive; please upload it again.")
     size = path.stat().st_size
@@ -96,11 +122,11 @@ def check_upload_size(path: str | os.PathLike, limits: AppLimits, what: str) -> 
     return path
 
 
-def read_photo(path: str | os.PathLike, limits: AppLimits):
+def read_photo(path: str | os.PathLike, limits: AppLimits, origins: UploadOrigins = ANY_FILE):
     """Decode a subject photo (RGB uint8, upright), refusing non-images and huge pictures."""
     from dreampose.media.images import read_image
 
-    path = check_upload_size(path, limits, "subject photo")
+    path = check_upload_size(path, limits, "subject photo", origins)
     try:
         return read_image(path, max_pixels=limits.max_photo_pixels)
     except ValueError as e:

@@ -18,6 +18,7 @@ import gradio as gr
 
 from dreampose.app.messages import OUT_OF_MEMORY, UserError, for_page, is_out_of_memory, sentence
 from dreampose.app.service import AppService
+from dreampose.app.uploads import UploadOrigins
 from dreampose.app.values import Choice, Field, Flag
 from dreampose.model.checks import MAX_GUIDANCE, MAX_INFERENCE_STEPS, MAX_SEED
 from dreampose.model.schedulers import SAMPLERS
@@ -206,3 +207,11 @@ def end_sessions(service: AppService, demo: gr.Blocks) -> None:
         service.end_session(request.session_hash)
 
     demo.unload(end_session)
+
+
+def page_uploads(demo: gr.Blocks) -> UploadOrigins:
+    """The files the page's endpoints may read: those uploaded to it (Gradio's live set) and the
+    copies of the bundled examples it made while the page was built (read before any request,
+    so a file Gradio copies for a request later is never among them)."""
+    built = frozenset(name for files in demo.temp_file_sets for name in files)
+    return UploadOrigins(uploaded=demo.upload_file_set, bundled=built)

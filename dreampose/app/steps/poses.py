@@ -131,7 +131,7 @@ def _read_driving(
     from dreampose.app.examples import BUNDLED_NOTE, bundled_video_poses
     from dreampose.rendering.poses import load_driving_poses
 
-    path = check_upload_size(path, app.limits, "driving video or pose file")
+    path = check_upload_size(path, app.limits, "driving video or pose file", app.uploads)
     kind = driving_kind(path)
     cap = app.limits.max_pose_frames
     try:
