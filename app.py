@@ -88,6 +88,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_device_arguments(parser)
     add_speed_arguments(parser)
     parser.add_argument("--concurrency", type=int, default=1, help="jobs run at once (default 1 per GPU)")
+    parser.add_argument(
+        "--mcp",
+        action="store_true",
+        help="also serve each step as an MCP tool at /gradio_api/mcp/ (for AI agents; all MCP callers "
+        "share one session)",
+    )
     return parser.parse_args(argv)
 
 
@@ -127,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         server_name=args.host,
         server_port=args.port,
         share=args.share,
+        mcp_server=args.mcp,
     )
 
 

@@ -80,6 +80,7 @@ def launch_tiny_app(
     sweep_every: float | None = None,
     model: str = "tiny",
     clock=None,
+    mcp_server: bool = False,
     **limits,
 ):
     """(demo, service): the real page on a free local port; close with ``demo.close()`` and
@@ -104,11 +105,11 @@ def launch_tiny_app(
     demo = create_demo(service)
     if sweep_every is not None:
         service.sessions.start_sweeping(sweep_every)
-    return launch(demo, service, CSS, concurrency)
+    return launch(demo, service, CSS, concurrency, mcp_server=mcp_server)
 
 
-def launch(demo, service, css=None, concurrency: int = 1):
+def launch(demo, service, css=None, concurrency: int = 1, **options):
     demo.queue(default_concurrency_limit=concurrency).launch(
-        server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, css=css
+        server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, css=css, **options
     )
     return demo, service

@@ -80,12 +80,13 @@ def wire(service: AppService, step: Finetune, inputs: Inputs) -> None:
 
 
 def endpoint(service: AppService):
+    @wiring.documented(
+        "Finetune the model on the subject photos (the paper's second phase); later steps of this session use the subject. Returns the status and the subject model to download."
+    )
     @gpu(duration=600)
     def finetune(
         mode, unet_steps, vae_steps, photo=None, more_photos=None, request: gr.Request = None, progress=gr.Progress()
     ):  # fmt: skip
-        """Finetune the model on the subject photos (Full or LoRA). Returns the status and the
-        subject to download."""
         session = service.session(request.session_hash)
         with wiring.kept_status(session, "finetune"):
             limit = service.limits.max_finetune_steps

@@ -99,15 +99,14 @@ def wire(
 
 
 def endpoint(service: AppService):
+    @wiring.documented(
+        "Extract the poses of the driving video (or read a pose file) onto the canvas, aligned to the photo: the first step. Returns the pose preview video, the photo beside its own pose, the status, and (integers) the frame to preview, the first and the last frame of the render range."
+    )
     @gpu(duration=120)
     def extract_poses(
         photo, driving_video, fps, start, end, max_frames, align, more_photos=None, pose_file=None,
         request: gr.Request = None, progress=gr.Progress(),
     ):  # fmt: skip
-        """Driving video (or pose file) -> poses on the canvas, aligned to the photo.
-
-        Returns the pose preview video, the photo beside its own pose, the status, and (plain
-        integers) the frame to preview, the first and the last frame of the render range."""
         session = service.session(request.session_hash)
         with wiring.kept_status(session, "poses"):
             # empty: as the video, from its start, to its end, as many frames as allowed

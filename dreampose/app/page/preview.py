@@ -148,13 +148,14 @@ def wire(service: AppService, step: Preview, inputs: Inputs) -> None:
 
 
 def preview_endpoint(service: AppService):
+    @wiring.documented(
+        "Render one frame with these settings. Returns the PNG and a status line naming what was used."
+    )
     @gpu(duration=120)
     def preview(
         frame, s_i, s_p, steps, sampler, seed, fast, photo=None, more_photos=None,
         request: gr.Request = None, progress=gr.Progress(),
     ):  # fmt: skip
-        """One frame with these settings (``fast``: the fast preset instead of steps and
-        sampler). Returns the PNG and a status line naming what was used."""
         session = service.session(request.session_hash)
         with wiring.kept_status(session, "preview"):
             frame = frame_field(service).read(frame)
@@ -169,12 +170,14 @@ def preview_endpoint(service: AppService):
 
 
 def grid_endpoint(service: AppService):
+    @wiring.documented(
+        "Render one frame over a grid of sI x sP values (rows sI, columns sP). Returns the PNG and a status."
+    )
     @gpu(duration=300)
     def guidance_grid(
         frame, image_guidance_values, pose_guidance_values, steps, sampler, seed, fast, photo=None,
         more_photos=None, request: gr.Request = None, progress=gr.Progress(),
     ):  # fmt: skip
-        """One frame over an sI x sP grid (rows sI, columns sP). Returns the PNG and a status."""
         session = service.session(request.session_hash)
         with wiring.kept_status(session, "preview"):
             frame = frame_field(service).read(frame)

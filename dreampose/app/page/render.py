@@ -103,14 +103,14 @@ def wire(service: AppService, step: Render, inputs: Inputs, preview: Preview) ->
 
 
 def endpoint(service: AppService):
+    @wiring.documented(
+        "Render frames first..last to an mp4. Streams the latest finished frame; returns it, the clean video, the side-by-side video (when asked), a zip of the PNG frames and the status."
+    )
     @gpu(duration=900)
     def render(
         s_i, s_p, steps, sampler, seed, side_by_side, keep_sound, first=None, last=None, photo=None,
         more_photos=None, request: gr.Request = None, progress=gr.Progress(),
     ):  # fmt: skip
-        """Render frames first..last (empty: as far as one render may go) to an mp4. Streams the
-        latest finished frame; returns it, the clean video, the side-by-side video (when asked),
-        a zip of PNG frames and the status."""
         session = service.session(request.session_hash)
         bar = wiring.progress_bar(progress)
         with wiring.kept_status(session, "render"):

@@ -10,6 +10,7 @@ off and its Cancel on while it runs, and its status line keeps its last result o
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -20,6 +21,7 @@ from dreampose.app.messages import OUT_OF_MEMORY, UserError, for_page, is_out_of
 from dreampose.app.service import AppService
 from dreampose.app.uploads import UploadOrigins
 from dreampose.app.values import Choice, Field, Flag
+from dreampose.base import paper
 from dreampose.model.checks import MAX_GUIDANCE, MAX_INFERENCE_STEPS, MAX_SEED
 from dreampose.model.schedulers import SAMPLERS
 from dreampose.rendering.settings import RenderSettings
@@ -105,7 +107,57 @@ def cancel_step(service: AppService, controls: StepControls, *kinds: str) -> Non
         if any([service.cancel(request.session_hash, kind) for kind in kinds]):
             gr.Info("Stopping after the current step…")
 
+    # The MCP tool's name and description (Gradio takes them from the function)
+    cancel.__name__ = f"cancel_{controls.kind}"
+    cancel.__doc__ = (
+        f"Stop this session's {' or '.join(kinds)} step after its current step; what it finished is kept."
+    )
+
     controls.cancel.click(cancel, None, None, concurrency_limit=None, api_name=f"cancel_{controls.kind}")
+
+
+# ----------------------------------------------------------------------------- API documentation
+# What each endpoint parameter means: the one source of the named endpoints' "Args:" sections,
+# which gradio_client's view_api and the MCP tools (``app.py --mcp``) show to callers.
+PARAMETERS = {
+    "photo": "the subject photo: a picture of the whole person to animate (JPEG or PNG)",
+    "more_photos": "more photos of the same person (optional; finetuning learns from all of them)",
+    "driving_video": "the driving video whose motion the person follows (or give pose_file instead)",
+    "pose_file": "poses instead of a video: a DreamPose .npz or the official zip of frame_N_densepose.npy",
+    "fps": "frames per second taken from the video (empty: the video's own rate)",
+    "start": "the second of the video to start at (empty: its start)",
+    "end": "the second of the video to end at (empty: its end)",
+    "max_frames": "at most this many frames (empty: as many as this app allows)",
+    "align": "true: move and scale the poses onto the person in the photo",
+    "mode": "'Full (as in the paper)' or 'LoRA (smaller and faster)'",
+    "unet_steps": "finetuning steps of the UNet and adapter (the paper: 500 for its model)",
+    "vae_steps": "finetuning steps of the VAE decoder (the paper: 1500 for its model)",
+    "frame": "the pose frame to render (0 is the first)",
+    "s_i": f"image guidance sI: how closely the person follows the photo (the paper: {paper.IMAGE_GUIDANCE:g})",
+    "s_p": f"pose guidance sP: how closely the person follows the pose (the paper: {paper.POSE_GUIDANCE:g})",
+    "steps": "denoising steps (not used when fast is true)",
+    "sampler": f"one of {', '.join(SAMPLERS)} (pndm is the paper's; not used when fast is true)",
+    "seed": "random seed: the same seed and settings give the same frames",
+    "fast": "true: the fast preset (its own sampler and steps) instead of steps and sampler",
+    "image_guidance_values": "sI values separated by commas: the grid's rows",
+    "pose_guidance_values": "sP values separated by commas: the grid's columns",
+    "side_by_side": "true: also a video of the driving poses beside the render",
+    "keep_sound": "true: the render keeps the driving video's sound",
+    "first": "the first frame to render (empty: 0)",
+    "last": "the last frame to render (empty or -1: as far as one render may go)",
+}
+
+
+def documented(summary: str):
+    """Give an endpoint the docstring its callers read: ``summary``, then an "Args:" line for
+    each of its parameters from ``PARAMETERS`` (Gradio's request and progress are not listed)."""
+
+    def document(fn):
+        names = [name for name in inspect.signature(fn).parameters if name in PARAMETERS]
+        fn.__doc__ = summary + "\n\nArgs:\n" + "\n".join(f"    {n}: {PARAMETERS[n]}" for n in names)
+        return fn
+
+    return document
 
 
 # ----------------------------------------------------------------------------- errors and status
