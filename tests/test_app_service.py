@@ -493,6 +493,29 @@ def test_a_render_cancelled_before_its_first_frame_says_so(app_service, posed):
         render_step.render(app_service, session, None, 0, 2, FAST, progress=progress)
 
 
+@pytest.mark.parametrize("kind", ["preview", "grid"])
+def test_a_cancelled_preview_or_grid_is_an_outcome_not_an_error(app_service, posed, kind):
+    """Cancel is the user's choice: no picture, a line saying so (the page keeps the one before)."""
+    session, _, _ = posed
+    before = set(session.folder.glob("previews/*.png"))
+
+    def cancel_at_first_step(done, total, text):
+        if done >= 1:
+            app_service.cancel(session.id, kind)
+
+    if kind == "preview":
+        path, line = render_step.preview(app_service, session, None, 0, FAST, progress=cancel_at_first_step)
+        assert path is None and line == render_step.PREVIEW_CANCELLED
+    else:
+        path, grid = render_step.guidance_grid(
+            app_service, session, None, 0, [4.0, 8.0], [3.0], FAST, progress=cancel_at_first_step
+        )
+        assert path is None and grid is None
+    assert set(session.folder.glob("previews/*.png")) == before  # nothing half-made is kept
+    path, line = render_step.preview(app_service, session, None, 0, FAST)  # the next one runs
+    assert path.is_file() and line.startswith("Frame 0:")
+
+
 # ----------------------------------------------------------------------------- sessions
 def test_sessions_are_isolated_and_cleaned_up(app_service, posed):
     session, _, _ = posed

@@ -22,7 +22,11 @@ SD_SCHEDULER_CONFIG = {
 
 # name -> (diffusers class, config overrides, one-line description for users)
 SAMPLERS = {
-    "pndm": ("PNDMScheduler", {"skip_prk_steps": True}, "the paper's sampler; 100 steps"),
+    "pndm": (
+        "PNDMScheduler",
+        {"skip_prk_steps": True},
+        "the paper's sampler (which it ran for 100 steps); runs one step more than asked",
+    ),
     # Stable Diffusion's own configs turn DDIM's x0 clipping off; a config that does not say
     # (the tiny model's) would otherwise get diffusers' default, clipping on.
     "ddim": ("DDIMScheduler", {"clip_sample": False}, "deterministic, good from about 50 steps"),

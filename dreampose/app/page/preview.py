@@ -164,7 +164,7 @@ def preview_endpoint(service: AppService):
                 service, session, wiring.photos_of(photo, more_photos), frame, settings,
                 wiring.progress_bar(progress),
             )  # fmt: skip
-        return str(image), wiring.keep_status(session, "preview", used)
+        return (str(image) if image else gr.skip()), wiring.keep_status(session, "preview", used)
 
     return preview
 
@@ -190,6 +190,8 @@ def grid_endpoint(service: AppService):
                 service, session, wiring.photos_of(photo, more_photos), frame, image_scales,
                 pose_scales, settings, wiring.progress_bar(progress),
             )  # fmt: skip
+        if path is None:
+            return gr.skip(), wiring.keep_status(session, "preview", work.GRID_CANCELLED)
         used = (
             f"Guidance grid of frame {frame}: rows sI {scales_text(image_scales)}; "
             f"columns sP {scales_text(pose_scales)}. Click a cell to use its sI and sP."

@@ -52,6 +52,11 @@ def download_name(session: Session, settings: RenderSettings, detail: str = "") 
 
 
 # ----------------------------------------------------------------------------- step 4: one frame
+# A cancel is the user's choice, not a failure: the step returns no picture and this line.
+PREVIEW_CANCELLED = "The preview was cancelled; the picture shown before it (if any) stays."
+GRID_CANCELLED = "The guidance grid was cancelled; the picture shown before it (if any) stays."
+
+
 def preview(
     app: AppService,
     session: Session,
@@ -59,8 +64,9 @@ def preview(
     frame: int,
     settings: RenderSettings,
     progress: OnProgress = no_progress,
-) -> tuple[Path, str]:
-    """One frame with ``settings`` as a PNG; returns its path and a line naming what was used."""
+) -> tuple[Path | None, str]:
+    """One frame with ``settings`` as a PNG; returns its path and a line naming what was used
+    (cancelled: no path and ``PREVIEW_CANCELLED``)."""
     photo, poses, frame, settings = _one_frame(app, session, photos, frame, settings)
     with session.job("preview") as cancel:
         progress(0, 1, "Loading the model")
@@ -71,7 +77,7 @@ def preview(
                 _report(progress, "Previewing"),
             )
         except RenderCancelled:
-            raise UserError("The preview was cancelled.") from None
+            return None, PREVIEW_CANCELLED
         target = save_png(session.preview_path(download_name(session, settings, f"_frame{frame}")), image)
     return target, _used(frame, settings, session)
 
@@ -105,8 +111,9 @@ def guidance_grid(
     pose_scales: list[float],
     settings: RenderSettings,
     progress: OnProgress = no_progress,
-) -> tuple[Path, GuidanceGrid]:
-    """One frame over an sI x sP grid (rows sI, columns sP), to choose weights by eye, as a PNG."""
+) -> tuple[Path | None, GuidanceGrid | None]:
+    """One frame over an sI x sP grid (rows sI, columns sP), to choose weights by eye, as a PNG
+    (cancelled: no path and no grid)."""
     if len(image_scales) * len(pose_scales) > MAX_GRID_CELLS:
         raise UserError(f"The guidance grid takes at most {MAX_GRID_CELLS} cells (for example 5 x 5 values).")
     photo, poses, frame, settings = _one_frame(app, session, photos, frame, settings)
@@ -117,7 +124,7 @@ def guidance_grid(
         try:
             grid = result_of(events, _report(progress, "Guidance grid"))
         except RenderCancelled:
-            raise UserError("The guidance grid was cancelled.") from None
+            return None, None
         name = f"dreampose_grid_{session.photo_name}_frame{frame}_seed{settings.seed}"
         target = save_png(session.preview_path(name), grid.image)
         session.save_grid(grid)
