@@ -219,3 +219,15 @@ def test_without_a_model_and_downloads_off_the_page_explains_setup(tmp_path, mon
         assert any("dreampose convert" in t and "--model tiny" in t for t in texts)
         assert not any(isinstance(b, gr.Button) for b in demo.blocks.values())
         service.close()
+
+
+def test_a_users_mistake_is_one_line_in_the_terminal_not_a_traceback(app_url, capfd, caplog):
+    """The server's terminal shows a refused request as one log line; tracebacks are kept for
+    real faults (Gradio prints one for every error it is handed unless told not to)."""
+    capfd.readouterr()
+    with caplog.at_level("INFO", logger="dreampose.app"), pytest.raises(Exception, match="no poses yet"):
+        Client(app_url, verbose=False).predict(frame=0, photo=handle_file(PHOTO), api_name="/preview")
+    printed = capfd.readouterr()
+    assert "Traceback" not in printed.out + printed.err, printed.err
+    refused = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused: ")]
+    assert len(refused) == 1 and "no poses yet" in refused[0], refused

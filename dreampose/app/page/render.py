@@ -133,7 +133,7 @@ def endpoint(service: AppService):
                 else:
                     out = event.result
         if out.video is None:
-            raise gr.Error(for_page(out.message))
+            raise gr.Error(for_page(out.message), print_exception=False)  # an outcome, said in the page
         status = wiring.keep_status(session, "render", out.message)
         optional = [str(path) if path else None for path in (out.side_by_side, out.frames_zip)]
         yield out.last_frame, str(out.video), *optional, status

@@ -163,22 +163,27 @@ def documented(summary: str):
 # ----------------------------------------------------------------------------- errors and status
 @contextlib.contextmanager
 def user_errors():
-    """Show problems as a sentence in the page (``gr.Error``) instead of a stack trace."""
+    """Show problems as a sentence in the page (``gr.Error``) instead of a stack trace. The
+    terminal gets one line for a user's mistake or an out-of-memory, the traceback only for a
+    real fault (Gradio would print one for every error)."""
     try:
         yield
     except gr.Error:
         raise
     except (UserError, ValueError) as e:
-        raise gr.Error(for_page(sentence(e))) from e
+        log.info("refused: %s", sentence(e))
+        raise gr.Error(for_page(sentence(e)), print_exception=False) from e
     except Exception as e:
         if is_out_of_memory(e):
-            raise gr.Error(OUT_OF_MEMORY) from e
+            log.warning("out of memory: %s", e)
+            raise gr.Error(OUT_OF_MEMORY, print_exception=False) from e
         log.exception("step failed")
         raise gr.Error(
             for_page(
                 f"Something went wrong ({type(e).__name__}: {e}). Your poses, subject and videos are kept; "
                 "please try again."
-            )
+            ),
+            print_exception=False,  # logged above, once
         ) from e
 
 
