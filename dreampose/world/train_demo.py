@@ -39,6 +39,13 @@ from dreampose.world.scenes import Scene, render, render_clip
 
 LATENT_SCALE_SEEDS = 10**12  # frames for measuring the latent scale: none of the training frames
 KL_WEIGHT = 1e-6  # Stable Diffusion's VAE: reconstruction first, a nearly free latent layout
+# The colour part of the error (each pixel less its grey level) counts this much more. With plain
+# MSE the VAE reconstructed the world in grey for thousands of steps, so every render of the
+# second demo run was grey (measured, 128-pixel crops, lr 1e-3: saturation 6-9 of the frames' 43
+# after 400-5000 steps, at 1 or 8 norm groups and widths 16 or 64; with this weight 31-38 after
+# 300-400 steps). The UNet cannot render colours its VAE cannot decode.
+CHROMA_WEIGHT = 10.0
+VAE_CROP = 128  # the VAE is convolutional: square crops train it 3x cheaper a step than whole frames
 
 
 @dataclass(frozen=True)
@@ -52,9 +59,9 @@ class DemoRecipe:
     videos: int = 150  # generated driving videos (one person each) for phase 1
     frames: int = 8  # frames per video
     fps: float = 8.0
-    vae_steps: int = 600
-    vae_batch: int = 4
-    vae_lr: float = 3e-4
+    vae_steps: int = 1500
+    vae_batch: int = 8
+    vae_lr: float = 1e-3
     steps: int = 3000  # phase-1 optimiser steps
     batch_size: int = 4
     learning_rate: float = 5e-4
@@ -130,19 +137,25 @@ def train_vae(vae, recipe: DemoRecipe, log=print) -> list[float]:
     torch.manual_seed(recipe.seed)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=recipe.vae_lr, weight_decay=0.0)
     size = (recipe.height, recipe.width)
+    crops = np.random.default_rng([recipe.seed, 6])
     losses = []
     vae.train()
     for step in range(recipe.vae_steps):
         images = np.stack(
             [
-                world_frame(recipe.seed * 10**7 + step * recipe.vae_batch + b, size)
+                random_crop(world_frame(recipe.seed * 10**7 + step * recipe.vae_batch + b, size), crops)
                 for b in range(recipe.vae_batch)
             ]
         )
         pixels = DREAMPOSE.adapter_pixels(images)  # the same [-1, 1] input the pipeline gives the VAE
         posterior = vae.encode(pixels).latent_dist
-        reconstruction = vae.decode(posterior.sample()).sample
-        loss = torch.nn.functional.mse_loss(reconstruction, pixels) + KL_WEIGHT * posterior.kl().mean()
+        # The latents' mean, as a plain autoencoder: how the chroma weight above was measured.
+        reconstruction = vae.decode(posterior.mode()).sample
+        loss = (
+            torch.nn.functional.mse_loss(reconstruction, pixels)
+            + CHROMA_WEIGHT * torch.nn.functional.mse_loss(chroma(reconstruction), chroma(pixels))
+            + KL_WEIGHT * posterior.kl().mean()
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -152,6 +165,18 @@ def train_vae(vae, recipe: DemoRecipe, log=print) -> list[float]:
     vae.eval()
     vae.register_to_config(scaling_factor=latent_scale(vae, recipe))
     return losses
+
+
+def random_crop(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A ``VAE_CROP`` square of ``image`` (or all of a side shorter than that)."""
+    h, w = min(VAE_CROP, image.shape[0]), min(VAE_CROP, image.shape[1])
+    y, x = rng.integers(image.shape[0] - h + 1), rng.integers(image.shape[1] - w + 1)
+    return image[y : y + h, x : x + w]
+
+
+def chroma(pixels: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) pixels less their grey level: the colour alone."""
+    return pixels - pixels.mean(dim=1, keepdim=True)
 
 
 @torch.no_grad()
@@ -286,7 +311,7 @@ drawn people. Photos of real people need the official model.
 
 - Command: `{recipe.command or "python -m dreampose.world.train_demo"}`
 - Seed: {recipe.seed}
-- Data: {recipe.videos} generated videos x {recipe.frames} frames at {recipe.height} x {recipe.width}, {recipe.fps:g} fps (people {training_person(recipe.seed, 0)}..{training_person(recipe.seed, recipe.videos - 1)}, motions {", ".join(MOTIONS)}); the VAE saw {recipe.vae_steps * recipe.vae_batch} fresh random frames
+- Data: {recipe.videos} generated videos x {recipe.frames} frames at {recipe.height} x {recipe.width}, {recipe.fps:g} fps (people {training_person(recipe.seed, 0)}..{training_person(recipe.seed, recipe.videos - 1)}, motions {", ".join(MOTIONS)}); the VAE saw {recipe.vae_steps * recipe.vae_batch} fresh random frames ({VAE_CROP}-pixel crops, colour error weighted {CHROMA_WEIGHT:g}x)
 - VAE (autoencoder): {recipe.vae_steps} steps, batch {recipe.vae_batch}, lr {recipe.vae_lr:g}; loss {loss_summary(vae_losses)}
 - Phase 1 (UNet + adapter, `dreampose train`'s code): {recipe.steps} steps, batch {recipe.batch_size}, lr {recipe.learning_rate:g}; loss {loss_summary(unet_losses)}
 - Time: data {times.get("data", 0):.1f} s, VAE {times.get("vae", 0):.1f} s, phase 1 {times.get("phase1", 0):.1f} s, in all {sum(times.values()) / 60:.1f} min
