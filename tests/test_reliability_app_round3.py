@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import zipfile
 from pathlib import Path
@@ -22,10 +19,8 @@ from gradio_client import Client, handle_file
 
 from dreampose.app import sessions
 from dreampose.app.sessions import SessionStore
-from tests.helpers import REPO
-from tests.helpers.app import PHOTO, VIDEO, launch_tiny_app
+from tests.helpers.app import PHOTO, VIDEO, app_process, files_in, launch_tiny_app, stop_app, wait_for
 from tests.helpers.forged import npz_bomb
-from tests.test_reliability_sessions import _files, _free_port, _responds, _wait_for
 
 
 @pytest.mark.slow
@@ -34,41 +29,24 @@ def test_sigterm_of_the_app_leaves_gradio_cache_and_session_root_empty(tmp_path,
     """`python app.py` run for real: poses, then `kill` after a render (its video, side-by-side
     video and zip streamed into Gradio's cache) or during one (after its first frame came): no
     file stays, in Gradio's cache or anywhere in the temporary folder."""
-    temp, cache, port = tmp_path / "tmp", tmp_path / "gradio", _free_port()
+    temp, cache = tmp_path / "tmp", tmp_path / "gradio"
     temp.mkdir()
-    env = dict(os.environ, TMPDIR=str(temp), GRADIO_TEMP_DIR=str(cache), GRADIO_ANALYTICS_ENABLED="False")
-    server = subprocess.Popen(
-        [sys.executable, "app.py", "--model", "tiny", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        _wait_for(lambda: _responds(url) or server.poll() is not None, 180, "the app to start")
-        assert server.poll() is None, server.stdout.read()
+    with app_process(temp, cache) as (server, url):
         client = Client(url, verbose=False)
         client.predict(photo=handle_file(PHOTO), driving_video=handle_file(VIDEO), api_name="/extract_poses")
         render = dict(first=0, sampler="dpm++", seed=0, keep_sound=False, api_name="/render")
         if when == "after":
             _, video, side_by_side, frames_zip, _ = client.predict(last=2, steps=2, **render)
             assert video and side_by_side and frames_zip, "the render gave its three files"
-            assert [f for f in _files(cache) if f.suffix == ".mp4"], "Gradio cached the videos"
+            assert [f for f in files_in(cache) if f.suffix == ".mp4"], "Gradio cached the videos"
         else:
             job = client.submit(last=11, steps=30, **render)  # 11 more frames to go after the first
-            _wait_for(lambda: job.outputs() or job.done(), 300, "the render's first frame")
+            wait_for(lambda: job.outputs() or job.done(), 300, "the render's first frame")
             assert not job.done(), "the render ended before its first frame came"
         assert list(temp.glob("dreampose-sessions-*/*/*")), "the session kept the render"
-        server.send_signal(signal.SIGTERM)
-        output, _ = server.communicate(timeout=120)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.communicate()
+        output = stop_app(server, signal.SIGTERM)
     assert server.returncode in (0, -signal.SIGTERM), output
-    assert _files(cache) == [], f"left in Gradio's cache: {_files(cache)}\n{output}"
+    assert files_in(cache) == [], f"left in Gradio's cache: {files_in(cache)}\n{output}"
     # torch keeps its compiler cache there (torchinductor_USER): not a user's file, and not the app's
     left = [p for p in temp.iterdir() if not p.name.startswith("torchinductor_")]
     assert left == [], f"left in the temporary folder: {left}\n{output}"

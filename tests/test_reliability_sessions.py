@@ -10,11 +10,7 @@ are also checked directly.
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -27,8 +23,15 @@ from PIL import Image
 
 from dreampose.app.examples import example_pairs
 from dreampose.app.sessions import SessionClosed, SessionStore
-from tests.helpers import REPO
-from tests.helpers.app import PHOTO, VIDEO, launch_tiny_app
+from tests.helpers.app import (
+    PHOTO,
+    VIDEO,
+    app_process,
+    files_in,
+    launch_tiny_app,
+    stop_app,
+    wait_for,
+)
 from tests.helpers.clock import FakeClock
 
 TTL = 60.0  # seconds of idleness before a session is deleted, on the tests' own clock
@@ -48,18 +51,6 @@ def _preview(client: Client, steps: int = 2):
     return client.predict(
         frame=0, s_i=8, s_p=3, steps=steps, sampler="dpm++", seed=0, fast=False, api_name="/preview"
     )
-
-
-def _wait_for(condition, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
-
-
-def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
 
 @pytest.fixture
@@ -90,7 +81,7 @@ def test_a_render_longer_than_the_idle_timeout_is_never_swept(short_ttl_app):
     folder = session.folder
 
     job = alice.submit(**RENDER, api_name="/render")
-    _wait_for(lambda: "render" in session.jobs, 60, "the render to start")
+    wait_for(lambda: "render" in session.jobs, 60, "the render to start")
     clock.advance(2 * TTL)  # by the time her render started, Alice's session is now "idle"
     assert "render" in session.jobs, "the render ended too soon to prove anything"
     with pytest.raises(Exception, match="add a photo"):  # Bob's request sweeps the sessions too
@@ -104,7 +95,7 @@ def test_a_render_longer_than_the_idle_timeout_is_never_swept(short_ttl_app):
     assert folder.is_dir()
     # And once really idle, the background sweep deletes the session and all its files.
     clock.advance(2 * TTL)
-    _wait_for(lambda: not folder.exists(), 10, "the idle session to be deleted")
+    wait_for(lambda: not folder.exists(), 10, "the idle session to be deleted")
     assert service.sessions.find(alice.session_hash) is None
 
 
@@ -117,18 +108,18 @@ def test_closing_the_tab_mid_render_ends_the_render_then_deletes_everything(tmp_
         session = service.sessions.find(alice.session_hash)
         folder = session.folder
         job = alice.submit(**RENDER, api_name="/render")
-        _wait_for(lambda: list(folder.glob("renders/*/frames/*.png")), 120, "the first rendered frame")
+        wait_for(lambda: list(folder.glob("renders/*/frames/*.png")), 120, "the first rendered frame")
         assert "render" in session.jobs and len(list(folder.glob("renders/*/frames/*.png"))) < 4
 
         # A browser tab holds this connection open; closing the tab drops it, and Gradio
         # then runs the page's unload event (end_session) for that session.
         with httpx.stream("GET", alice.heartbeat_url.format(session_hash=alice.session_hash)) as beat:
             next(beat.iter_lines())
-        _wait_for(lambda: not folder.exists(), 60, "the closed session's folder to be deleted")
+        wait_for(lambda: not folder.exists(), 60, "the closed session's folder to be deleted")
         with pytest.raises(Exception):  # noqa: B017 - the render ended early; its files are gone
             job.result(timeout=60)
         time.sleep(1.0)  # a render still running would write its next frame by now
-        assert _files(service.sessions.root) == [], "something was written after the cleanup"
+        assert files_in(service.sessions.root) == [], "something was written after the cleanup"
         assert not list(service.sessions.root.iterdir()), "an orphan session folder appeared"
     finally:
         demo.close()
@@ -162,39 +153,19 @@ def test_gradio_cache_is_emptied_after_its_lifetime(tmp_path):
         examples = set().union(*(getattr(b, "keep_in_cache", set()) for b in demo.blocks.values()))
         cached = [Path(f) for f in set().union(*demo.temp_file_sets) - examples]
         assert any(f.name == photo.name for f in cached), cached
-        _wait_for(lambda: not any(f.exists() for f in cached), 20, "Gradio's cached files to go")
+        wait_for(lambda: not any(f.exists() for f in cached), 20, "Gradio's cached files to go")
     finally:
         demo.close()
         service.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_stopping_the_server_deletes_sessions_and_gradio_cache(tmp_path, stop):
     """`python app.py` run for real: after Ctrl-C or `kill`, none of the users' files remain."""
-    temp, port = tmp_path / "tmp", _free_port()
+    temp = tmp_path / "tmp"
     temp.mkdir()
-    env = dict(
-        os.environ, TMPDIR=str(temp), GRADIO_TEMP_DIR=str(temp / "gradio"), GRADIO_ANALYTICS_ENABLED="False"
-    )
-    server = subprocess.Popen(
-        [sys.executable, "app.py", "--model", "tiny", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        _wait_for(lambda: _responds(url) or server.poll() is not None, 180, "the app to start")
-        assert server.poll() is None, server.stdout.read()
+    with app_process(temp, temp / "gradio") as (server, url):
         client = Client(url, verbose=False)
         photo = _someones_photo(tmp_path)
         with pytest.raises(Exception, match="no poses yet"):  # a session with the uploaded photo in it
@@ -203,27 +174,11 @@ def test_stopping_the_server_deletes_sessions_and_gradio_cache(tmp_path, stop):
             )
         assert list(temp.glob("dreampose-sessions-*/*/photos/*.png")), "the session kept the photo"
         assert list((temp / "gradio").rglob(photo.name)), "Gradio cached the upload"
-        server.send_signal(stop)
-        try:  # generous: a busy CI machine (load 4-6 on 2 cores) stops the server slowly
-            output, _ = server.communicate(timeout=300)
-        except subprocess.TimeoutExpired as e:
-            server.kill()
-            pytest.fail(f"the server did not stop within 300 s of the signal; its output:\n{e.output}")
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.communicate()
+        output = stop_app(server, stop)
     assert server.returncode in (0, -stop), output
     # Only Gradio's copies of the page's own example files may stay (they are not users' files).
-    left = [f for f in _files(temp) if f.name not in EXAMPLE_NAMES]
+    left = [f for f in files_in(temp) if f.name not in EXAMPLE_NAMES]
     assert left == [], f"left behind: {left}\n{output}"
-
-
-def _responds(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 # ----------------------------------------------------------------------------- the store's rules

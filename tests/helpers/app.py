@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import numpy as np
+import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from tests.helpers import ASSETS
+from tests.helpers import ASSETS, REPO
 
 PHOTO = str(ASSETS / "example_photo.png")
 VIDEO = str(ASSETS / "example_dance.mp4")  # 12 frames at 8 fps; its poses ship in assets/
@@ -113,3 +118,72 @@ def launch(demo, service, css=None, concurrency: int = 1, **options):
         server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, css=css, **options
     )
     return demo, service
+
+
+# ----------------------------------------------------------------------------- `python app.py` for real
+STOP_TIMEOUT_S = 300  # generous: on a busy CI machine (load 4-6 on 2 cores) a server stops slowly
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def responds(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    """Wait for an event (never for a time): ``timeout`` only bounds a wait that went wrong."""
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def files_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+@contextlib.contextmanager
+def app_process(temp: Path, cache: Path):
+    """``python app.py --model tiny`` as a user starts it, on a free port, with ``TMPDIR=temp``
+    and ``GRADIO_TEMP_DIR=cache``; yields (server, url) once it answers. Killed at the end if
+    it still runs."""
+    port = free_port()
+    env = dict(os.environ, TMPDIR=str(temp), GRADIO_TEMP_DIR=str(cache), GRADIO_ANALYTICS_ENABLED="False")
+    server = subprocess.Popen(
+        [sys.executable, "app.py", "--model", "tiny", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_for(lambda: responds(url) or server.poll() is not None, 180, "the app to start")
+        assert server.poll() is None, server.stdout.read()
+        yield server, url
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+
+
+def stop_app(server: subprocess.Popen, signum: int) -> str:
+    """Send ``signum`` (Ctrl-C or kill) and return the server's output once it has stopped; fails,
+    showing that output, if it has not within ``STOP_TIMEOUT_S``."""
+    server.send_signal(signum)
+    try:
+        output, _ = server.communicate(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        output, _ = server.communicate()
+        pytest.fail(f"the server did not stop within {STOP_TIMEOUT_S} s of the signal; its output:\n{output}")
+    return output
