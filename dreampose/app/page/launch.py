@@ -8,7 +8,7 @@ import os
 import shutil
 import signal
 import tempfile
-import time
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,9 +28,13 @@ def serve(
     server_name, server_port, share), then wait; on Ctrl-C or SIGTERM, end the running jobs and
     delete every session folder and every file Gradio wrote for this server."""
     service.sessions.start_sweeping()  # idle sessions go even when no request comes
-    # `kill` (SIGTERM, as service managers and containers stop programs) stops the server the
-    # way Ctrl-C does, so the cleanup below runs; Python's default would skip it.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C and `kill` (SIGTERM, as service managers and containers stop programs) only ask the
+    # server to stop; the wait below sees the request and the cleanup runs. A KeyboardInterrupt
+    # raised wherever the main thread happened to be could be lost (a stop signalled while
+    # Gradio's launch was still finishing, on a busy machine, was never seen: the server ran on).
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda signum, frame: _request_stop(stop))
     with own_gradio_cache():
         demo = create_demo(service)
         try:
@@ -40,7 +44,7 @@ def serve(
                 css=CSS,
                 **launch,
             )
-            _serve_until_interrupted(demo)
+            _serve_until_stopped(demo, stop)
         finally:
             log.info("stopping: ending running jobs, deleting session folders and Gradio's cached files")
             try:
@@ -70,15 +74,14 @@ def own_gradio_cache() -> Iterator[Path]:
             os.environ[GRADIO_TEMP_DIR] = before
 
 
-def _serve_until_interrupted(demo: gr.Blocks) -> None:
-    """Wait while the server runs; Ctrl-C or SIGTERM end the wait (Gradio's own wait would
-    leave the server half-closed, skipping its cache cleanup)."""
-    try:
-        while demo.is_running:
-            time.sleep(0.2)
-    except KeyboardInterrupt:
+def _serve_until_stopped(demo: gr.Blocks, stop: threading.Event) -> None:
+    """Wait while the server runs, until Ctrl-C or SIGTERM ask it to stop (Gradio's own wait
+    would leave the server half-closed, skipping its cache cleanup)."""
+    while demo.is_running and not stop.wait(0.2):
         pass
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+def _request_stop(stop: threading.Event) -> None:
+    """The first Ctrl-C or SIGTERM asks for a clean stop; a second Ctrl-C interrupts at once."""
+    stop.set()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
