@@ -92,8 +92,9 @@ class UploadOrigins:
     def check(self, path: Path, what: str) -> None:
         if self.uploaded is None:
             return
-        name = str(path.resolve())
-        if name not in self.uploaded and name not in self.bundled:
+        # As Gradio named it; also absolute and resolved (a temp folder behind a symlink, as on macOS)
+        names = {str(path), os.path.abspath(path), str(path.resolve())}
+        if not any(name in self.uploaded or name in self.bundled for name in names):
             raise UserError(f"The {what} must be a file uploaded to this app; please upload it.")
 
 
