@@ -108,12 +108,12 @@ def cancel_step(service: AppService, controls: StepControls, *kinds: str) -> Non
             gr.Info("Stopping after the current step…")
 
     # The MCP tool's name and description (Gradio takes them from the function)
-    cancel.__name__ = f"cancel_{controls.kind}"
+    cancel.__name__ = name = f"cancel_{controls.kind}"
     cancel.__doc__ = (
         f"Stop this session's {' or '.join(kinds)} step after its current step; what it finished is kept."
     )
 
-    controls.cancel.click(cancel, None, None, concurrency_limit=None, api_name=f"cancel_{controls.kind}")
+    controls.cancel.click(cancel, None, None, concurrency_limit=None, api_name=name)
 
 
 # ----------------------------------------------------------------------------- API documentation
@@ -129,9 +129,9 @@ PARAMETERS = {
     "end": "the second of the video to end at (empty: its end)",
     "max_frames": "at most this many frames (empty: as many as this app allows)",
     "align": "true: move and scale the poses onto the person in the photo",
-    "mode": "'Full (as in the paper)' or 'LoRA (smaller and faster)'",
-    "unet_steps": "finetuning steps of the UNet and adapter (the paper: 500 for its model)",
-    "vae_steps": "finetuning steps of the VAE decoder (the paper: 1500 for its model)",
+    "mode": "one of the two choices: full finetuning, as in the paper, or LoRA (smaller and faster)",
+    "unet_steps": f"finetuning steps of the UNet and adapter (the paper: {paper.FINETUNE_UNET_STEPS})",
+    "vae_steps": f"finetuning steps of the VAE decoder (the paper: {paper.FINETUNE_VAE_STEPS})",
     "frame": "the pose frame to render (0 is the first)",
     "s_i": f"image guidance sI: how closely the person follows the photo (the paper: {paper.IMAGE_GUIDANCE:g})",
     "s_p": f"pose guidance sP: how closely the person follows the pose (the paper: {paper.POSE_GUIDANCE:g})",
