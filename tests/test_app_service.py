@@ -371,6 +371,10 @@ def test_cancelling_finetuning_says_what_happened(app_service, posed):
     outcome = finetune_step.finetune(app_service, session, None, lora=True, progress=cancel_after_two)
     assert outcome.cancelled and outcome.message.startswith("Cancelled after 2 of 10 steps")
     assert session.current_subject() == outcome.model_dir
+    assert (outcome.model_dir / "checkpoint" / "optimizer.pt").is_file()  # kept for a resume
+    with zipfile.ZipFile(outcome.download) as z:  # the download holds the model, not the resume state
+        names = z.namelist()
+    assert f"{outcome.model_dir.name}/subject.json" in names and not [n for n in names if "checkpoint" in n]
 
 
 # ----------------------------------------------------------------------------- step 4: one frame
