@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from dreampose.runtime.loading import load_pipeline
 from dreampose.runtime.references import resolve
 from dreampose.world import Pose, Scene, render
-from dreampose.world.train_demo import main, parse_args
+from dreampose.world.train_demo import main, parse_args, run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -88,3 +88,38 @@ def test_the_model_carries_its_own_finetuning_defaults_and_size_and_names_no_mac
     settings = finetune_cli.settings_for(args)
     assert (settings.unet_steps, settings.unet_lr, settings.vae_steps, settings.vae_lr) == (40, 1e-4, 7, 1e-3)
     assert (settings.height, settings.width) == (64, 64)
+
+
+def test_a_rerun_reuses_the_finished_base_and_trains_phase_1_longer(tmp_path):
+    """Training longer is the same command with more --steps: the seeded VAE is not trained
+    again (a quarter hour at full size), and phase 1 resumes from its last checkpoint."""
+    work = tmp_path / "work"
+    args = [*TOY.split(), "--work", str(work)]
+    logs: list[str] = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run(parse_args([*args, "--output", str(tmp_path / "first")]), log=logs.append)
+        vae = work / "base" / "vae" / "diffusion_pytorch_model.safetensors"
+        saved = vae.stat().st_mtime_ns, hashlib.sha256(vae.read_bytes()).hexdigest()
+        logs.clear()
+        longer = [*args, "--output", str(tmp_path / "longer"), "--steps", "3"]
+        run(parse_args(longer), log=logs.append)
+        assert any(line.startswith("reusing the base model") for line in logs), logs
+        assert not any(line.startswith("vae step") for line in logs), logs
+        assert (vae.stat().st_mtime_ns, hashlib.sha256(vae.read_bytes()).hexdigest()) == saved
+        assert [line for line in logs if line.startswith("phase 1")] == [logs[-2]] and "3/3" in logs[-2]
+        first, second = ((tmp_path / d / "README.md").read_text() for d in ("first", "longer"))
+        vae_line = next(line for line in first.splitlines() if line.startswith("- VAE"))
+        assert vae_line in second and "Phase 1 (UNet + adapter, `dreampose train`'s code): 3 steps" in second
+        assert "resumed after step 2" in second
+        # Another VAE setting is another base: trained again, not mixed up with the saved one.
+        logs.clear()
+        run(parse_args([*args, "--output", str(tmp_path / "other"), "--vae-steps", "4"]), log=logs.append)
+    except ValueError as e:  # phase 1's checkpoints belong to the first base: refused by name
+        assert "made from another model" in str(e)
+        assert any(line.startswith("vae step 4/4") for line in logs), logs
+    else:
+        raise AssertionError("phase 1 resumed on another base model")
+    finally:
+        torch.set_num_threads(threads)

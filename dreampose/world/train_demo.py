@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dreampose.base.files import atomic_dir
+from dreampose.base.files import atomic_dir, atomic_file
 from dreampose.media.frames import save_png
 from dreampose.model.numerics import DREAMPOSE
 from dreampose.runtime.references import FINETUNE_FILE
@@ -46,6 +46,8 @@ KL_WEIGHT = 1e-6  # Stable Diffusion's VAE: reconstruction first, a nearly free 
 # 300-400 steps). The UNet cannot render colours its VAE cannot decode.
 CHROMA_WEIGHT = 10.0
 VAE_CROP = 128  # the VAE is convolutional: square crops train it 3x cheaper a step than whole frames
+BASE_RECORD = "base.json"  # in the work folder: the finished base model's settings and VAE losses
+BASE_FIELDS = ("seed", "height", "width", "vae_steps", "vae_batch", "vae_lr", "vae_channels", "threads")
 
 
 @dataclass(frozen=True)
@@ -223,12 +225,8 @@ def run(recipe: DemoRecipe, log=print) -> Path:
     dataset = write_dataset(work / "dataset", recipe)
     times["data"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    components = base_components(recipe)
-    vae_losses = train_vae(components["vae"], recipe, log)
     base = work / "base"
-    DreamPosePipeline(**components).save_pretrained(base, safe_serialization=True)
-    times["vae"] = time.perf_counter() - start
+    vae_losses, times["vae"] = trained_base(base, recipe, log)
 
     start = time.perf_counter()
     result = train(
@@ -250,9 +248,44 @@ def run(recipe: DemoRecipe, log=print) -> Path:
         trained.save_pretrained(tmp, safe_serialization=True)
         forget_work_path(tmp / "model_index.json")
         write_finetune_defaults(tmp, recipe)
-        write_model_card(tmp, recipe, vae_losses, result.losses, times)
+        write_model_card(tmp, recipe, vae_losses, result.losses, times, result.start_step)
     log(f"demo model written to {recipe.output}")
     return recipe.output
+
+
+def trained_base(base: Path, recipe: DemoRecipe, log=print) -> tuple[list[float], float]:
+    """The fresh model with its trained VAE, saved in ``base``: (VAE losses, seconds).
+
+    A rerun of the same recipe (to resume phase 1 or train it longer) reuses the base an earlier
+    run finished, as recorded in ``BASE_RECORD``: the VAE is a quarter hour on a 2-core CPU, and
+    it was always trained again the same, since it is seeded."""
+    from dreampose.model.pipeline import DreamPosePipeline
+
+    record_path = base.parent / BASE_RECORD
+    wanted = base_settings(recipe)
+    if record_path.is_file() and (base / "model_index.json").is_file():
+        record = json.loads(record_path.read_text())
+        if record["settings"] == wanted:
+            log(f"reusing the base model and VAE trained earlier ({base})")
+            return record["vae_losses"], record["seconds"]
+    start = time.perf_counter()
+    components = base_components(recipe)
+    losses = train_vae(components["vae"], recipe, log)
+    DreamPosePipeline(**components).save_pretrained(base, safe_serialization=True)
+    seconds = time.perf_counter() - start
+    with atomic_file(record_path) as tmp:  # written last: it vouches for a complete base
+        tmp.write_text(json.dumps({"settings": wanted, "vae_losses": losses, "seconds": seconds}))
+    return losses, seconds
+
+
+def base_settings(recipe: DemoRecipe) -> dict:
+    """The recipe's choices that make the base model (what a saved base must match)."""
+    return {name: getattr(recipe, name) for name in BASE_FIELDS} | {
+        "unet_channels": list(recipe.unet_channels),
+        "chroma_weight": CHROMA_WEIGHT,
+        "vae_crop": VAE_CROP,
+        "kl_weight": KL_WEIGHT,
+    }
 
 
 def write_finetune_defaults(folder: Path, recipe: DemoRecipe) -> Path:
@@ -291,8 +324,16 @@ def loss_summary(losses: list[float]) -> str:
     return f"first {losses[0]:.4f}, last {losses[-1]:.4f}, mean of the last {len(tail)} {np.mean(tail):.4f}"
 
 
-def write_model_card(folder: Path, recipe: DemoRecipe, vae_losses, unet_losses, times: dict) -> Path:
-    """README.md: what the model is, and everything needed to make it again and check it."""
+def write_model_card(
+    folder: Path, recipe: DemoRecipe, vae_losses, unet_losses, times: dict, resumed_from: int = 0
+) -> Path:
+    """README.md: what the model is, and everything needed to make it again and check it.
+    ``unet_losses`` and the phase-1 time are this run's: after step ``resumed_from``."""
+    resumed = (
+        f" (resumed after step {resumed_from}: the loss and time are of this run's steps)"
+        if resumed_from
+        else ""
+    )
     device = (
         torch.cuda.get_device_name()
         if torch.cuda.is_available()
@@ -313,7 +354,7 @@ drawn people. Photos of real people need the official model.
 - Seed: {recipe.seed}
 - Data: {recipe.videos} generated videos x {recipe.frames} frames at {recipe.height} x {recipe.width}, {recipe.fps:g} fps (people {training_person(recipe.seed, 0)}..{training_person(recipe.seed, recipe.videos - 1)}, motions {", ".join(MOTIONS)}); the VAE saw {recipe.vae_steps * recipe.vae_batch} fresh random frames ({VAE_CROP}-pixel crops, colour error weighted {CHROMA_WEIGHT:g}x)
 - VAE (autoencoder): {recipe.vae_steps} steps, batch {recipe.vae_batch}, lr {recipe.vae_lr:g}; loss {loss_summary(vae_losses)}
-- Phase 1 (UNet + adapter, `dreampose train`'s code): {recipe.steps} steps, batch {recipe.batch_size}, lr {recipe.learning_rate:g}; loss {loss_summary(unet_losses)}
+- Phase 1 (UNet + adapter, `dreampose train`'s code): {recipe.steps} steps, batch {recipe.batch_size}, lr {recipe.learning_rate:g}{resumed}; loss {loss_summary(unet_losses)}
 - Time: data {times.get("data", 0):.1f} s, VAE {times.get("vae", 0):.1f} s, phase 1 {times.get("phase1", 0):.1f} s, in all {sum(times.values()) / 60:.1f} min
 - Device: {device}
 - Weights: fp16 safetensors
