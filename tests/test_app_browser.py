@@ -4,6 +4,8 @@ A person's walk through the page on its own defaults: only the two uploads are g
 other value is what the page starts with. On the way: an error that stays in its step's status
 line, a finetuning cancelled from its own Cancel button, progress text that changes, a grid cell
 clicked into the sliders, frames that appear while the video renders, and the two videos.
+Live tuning: moving the sI slider re-renders the preview by itself; with *Live preview* off the
+preview only says it is out of date.
 At phone width (390 px, light and dark theme) the uploads stack and nothing scrolls sideways.
 Screenshots of each step go to ``tests/artifacts/``.
 """
@@ -246,6 +248,85 @@ def click_grid_cell(page, image, row: int, col: int) -> None:
     left = box["x"] + (box["width"] - natural[0] * scale) / 2
     top = box["y"] + (box["height"] - natural[1] * scale) / 2
     page.mouse.click(left + (x + 32) * scale, top + (y + 32) * scale)
+
+
+def set_slider(page, selector: str, value: str) -> None:
+    """Type a value into a slider's number box and leave it: the page sees the slider released."""
+    box = page.locator(f"{selector} input[type=number]").first
+    box.fill(value)
+    box.press("Tab")
+
+
+def preview_src(page) -> str | None:
+    image = page.locator("#preview-image img")
+    return image.first.get_attribute("src") if image.count() else None
+
+
+def test_moving_si_re_renders_the_preview_by_itself(page):
+    page.locator("#photo input[type=file]").set_input_files(PHOTO)
+    page.locator("#driving input[type=file]").set_input_files(VIDEO)
+    page.locator("#driving video").first.wait_for()
+    page.click("#extract-btn")
+    wait_text(page, "#pose-status", f"{POSE_FRAMES} pose frames at 8 fps, aligned to the photo.")
+    assert page.locator("#live-preview input").is_checked(), "live preview is on by default"
+    assert preview_src(page) is None
+
+    # Nothing but the slider: the preview renders by itself (Preview frame is never clicked).
+    set_slider(page, "#s-i", "12")
+    wait_text(page, "#preview-status", "Frame 0: seed 0, sI 12, sP 3, 5 dpm++ steps")
+    page.wait_for_function("() => document.querySelector('#preview-image img')")
+    first = preview_src(page)
+    set_slider(page, "#s-i", "2")
+    wait_text(page, "#preview-status", "Frame 0: seed 0, sI 2, sP 3")  # the picture comes with it
+    second = preview_src(page)
+    assert "_sI12_" in first and "_sI2_" in second, (first, second)
+    pixels = [page.request.get(src).body() for src in (first, second)]
+    assert pixels[0] != pixels[1], "a new picture, not the old one under a new name"
+    assert "out of date" not in text_of(page, "#preview-image"), "the label is plain again"
+    shot(page, "07_live_preview")
+
+    # Live preview off: moving a control only marks the picture out of date, until the button.
+    page.locator("#live-preview input").uncheck()
+    set_slider(page, "#s-p", "5")
+    wait_text(page, "#preview-image", "out of date: sP now 5 — press Preview frame")
+    assert preview_src(page) == second and "sP 3" in text_of(page, "#preview-status")
+    shot(page, "08_live_preview_off_out_of_date")
+    page.click("#preview-btn")
+    wait_text(page, "#preview-status", "Frame 0: seed 0, sI 2, sP 5")
+    page.wait_for_function(
+        "() => !document.querySelector('#preview-image').innerText.includes('out of date')"
+    )
+
+
+def test_a_newer_change_cancels_the_preview_still_running(page, monkeypatch):
+    """A slow live preview (400 steps) is cancelled by the change after it: it shows nothing,
+    and the newer one's picture comes without waiting for the 400 steps."""
+    from dreampose.app.steps import render as work
+
+    finished = []  # what each preview the page ran returned: a PNG, or None when cancelled
+    real = work.preview
+
+    def preview(*args, **kwargs):
+        finished.append(real(*args, **kwargs)[0])
+        return finished[-1], "recorded"
+
+    page.locator("#photo input[type=file]").set_input_files(PHOTO)
+    page.locator("#driving input[type=file]").set_input_files(VIDEO)
+    page.locator("#driving video").first.wait_for()
+    page.click("#extract-btn")
+    wait_text(page, "#pose-status", f"{POSE_FRAMES} pose frames")
+    page.locator("#live-preview input").uncheck()  # set up the slow settings without rendering them
+    page.locator("#fast-preview input").uncheck()
+    set_slider(page, "#steps", "400")
+    monkeypatch.setattr(work, "preview", preview)
+    page.locator("#live-preview input").check()
+
+    set_slider(page, "#s-i", "12")  # 400 pndm steps: slow even on the tiny model
+    wait_text(page, "#preview-status", "Previewing: ")
+    page.locator("#fast-preview input").check()  # the newer change: 5 fast steps
+    page.wait_for_function("() => document.querySelector('#preview-image img')")
+    assert len(finished) == 2 and finished[0] is None and finished[1] is not None, finished
+    assert "_sI12_" in preview_src(page) and "out of date" not in text_of(page, "#preview-image")
 
 
 def test_an_error_with_markup_shows_in_full(page, app, monkeypatch, tmp_path):

@@ -243,8 +243,9 @@ class AppService:
         return PoseSequence.load(session.poses_path)
 
 
-def check_frame(poses: PoseSequence, frame: int | float | None) -> int:
+def check_frame(num_frames: int, frame: int | float | None) -> int:
+    """``frame`` as a whole number, if poses of ``num_frames`` frames have it."""
     frame = int(frame or 0)
-    if not 0 <= frame < len(poses):
-        raise UserError(f"Frame {frame} does not exist: the poses have frames 0 to {len(poses) - 1}.")
+    if not 0 <= frame < num_frames:
+        raise UserError(f"Frame {frame} does not exist: the poses have frames 0 to {num_frames - 1}.")
     return frame

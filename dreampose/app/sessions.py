@@ -12,6 +12,10 @@ poses, what the session remembers about its inputs, each step's status line, the
 subject, the last guidance grid, renders), so the steps find each other's work; every
 write is atomic (``dreampose.base.files``).
 
+Only what cannot be a file lives in memory (:class:`Memo`): the subject's encodings and
+pose windows that previews reuse, tensors of the loaded model; a process that lacks them
+(a ZeroGPU worker) makes them again.
+
 Long steps run as *jobs* (:meth:`Session.job`): each step kind has its own cancel event,
 so "Cancel rendering" stops the render and nothing else. A session with a running job is
 never swept, idleness counts from the end of the last step, and closing a session cancels
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -32,7 +37,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +51,34 @@ log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- sessions
+class Memo:
+    """Values one session keeps in memory, each with the key it was made for (thread-safe).
+
+    ``get(name, key, make)`` is the value kept under ``name`` when it was made for an equal
+    ``key``; otherwise ``make()``, which then replaces it. One value per name, so a key
+    that changes (another photo, poses written again, another model) frees the old value.
+    """
+
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[Hashable, object]] = {}
+        # Held while a value is made: a preview and a grid of one tab that both need the
+        # photo encoded wait for one encoding instead of making two.
+        self._lock = threading.Lock()
+
+    def get(self, name: str, key: Hashable, make: Callable[[], object]):
+        with self._lock:
+            kept = self._kept.get(name)
+            if kept is not None and kept[0] == key:
+                return kept[1]
+            value = make()
+            self._kept[name] = (key, value)
+            return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+
+
 class SessionClosed(UserError):
     """The session was closed (tab closed or expired) while one of its jobs ran."""
 
@@ -67,6 +100,9 @@ class Session:
     jobs: dict[str, threading.Event] = field(default_factory=dict)  # step kind -> its cancel event
     closed: bool = False
     clock: Clock = time.monotonic
+    memo: Memo = field(default_factory=Memo, repr=False, compare=False)  # what previews reuse
+    _live_previews: itertools.count = field(default_factory=itertools.count, repr=False, compare=False)
+    _newest_live_preview: int = field(default=-1, repr=False, compare=False)
     _idle: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     INPUTS = "inputs.json"  # what the session remembers about its inputs
@@ -176,10 +212,13 @@ class Session:
 
     # ------------------------------------------------------------------ jobs
     @contextlib.contextmanager
-    def job(self, kind: str):
+    def job(self, kind: str, wait_s: float = 0.0):
         """Run a step of ``kind`` (e.g. "render"): yields its cancel event. One job of a kind
-        at a time; the session counts as in use until the step ends."""
+        at a time (``wait_s``: wait that long for a running one to end first); the session
+        counts as in use until the step ends."""
         with self._idle:
+            if kind in self.jobs and wait_s > 0:
+                self._idle.wait_for(lambda: kind not in self.jobs or self.closed, timeout=wait_s)
             if self.closed:
                 raise SessionClosed
             if kind in self.jobs:
@@ -206,6 +245,18 @@ class Session:
             event.set()
         return bool(events)
 
+    def ask_live_preview(self) -> int:
+        """A control moved: a new live preview is wanted. Returns its ticket; the running
+        preview is cancelled and any asked for before are out of date."""
+        with self._idle:
+            ticket = self._newest_live_preview = next(self._live_previews)
+        self.cancel("preview")
+        return ticket
+
+    def preview_out_of_date(self, ticket: int) -> bool:
+        """A newer live preview was asked for since ``ticket``'s."""
+        return ticket != self._newest_live_preview
+
     @property
     def busy(self) -> bool:
         return bool(self.jobs)
@@ -230,6 +281,7 @@ class Session:
                 log.warning(
                     "session %s: jobs %s did not stop in %.0f s", self.id[:8], list(self.jobs), wait_s
                 )
+        self.memo.clear()  # frees the model's memory at once, not when the session is collected
         shutil.rmtree(self.folder, ignore_errors=True)
 
     # ------------------------------------------------------------------ files

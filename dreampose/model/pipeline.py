@@ -9,7 +9,7 @@ the official code does for temporal consistency.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +34,7 @@ from dreampose.model.turbo import DeepCacheUNet
 from dreampose.model.unet import num_pose_frames_of, widen_conv_in
 from pose_extraction.pose_sequence import PoseSequence
 
-__all__ = ["DreamPosePipeline", "DreamPoseOutput", "ImageAdapter"]
+__all__ = ["DreamPosePipeline", "DreamPoseOutput", "ImageAdapter", "PreparedInputs"]
 
 StepCallback = Callable[["DreamPosePipeline", int, int, dict], dict | None]
 
@@ -47,6 +47,32 @@ class BatchConditions:
     subject: SubjectEncoding
     pose: torch.Tensor  # (B, 2 * num_pose_frames, h, w)
     frame_indices: list[int]
+
+
+@dataclass(frozen=True)
+class PreparedInputs:
+    """What sampling reads besides the noise and the settings, for some frames on one canvas:
+    the subject encoded (c_I, and official numerics' start latents) and each frame's pose
+    window c_P, on the model's device. Made by :meth:`DreamPosePipeline.prepare`; a caller
+    that keeps it (the app, per session) re-renders those frames with another sI, sP, seed,
+    sampler or step count without reading or encoding the photo and poses again."""
+
+    subject: SubjectEncoding
+    pose_windows: Mapping[int, torch.Tensor]  # frame -> its c_P, (1, 2 * num_pose_frames, h, w)
+    num_frames: int  # of the whole pose sequence
+    canvas: tuple[int, int]  # (height, width)
+
+    def pose(self, frames: list[int]) -> torch.Tensor:
+        """The pose windows of ``frames``: (B, 2 * num_pose_frames, h, w)."""
+        return torch.cat([self.pose_windows[i] for i in frames])
+
+    def check(self, frames: list[int], height: int, width: int) -> None:
+        """A ValueError unless these inputs were prepared for ``frames`` on this canvas."""
+        if self.canvas != (height, width):
+            raise ValueError(f"the inputs were prepared for a {self.canvas} canvas, not {(height, width)}")
+        missing = [i for i in frames if i not in self.pose_windows]
+        if missing:
+            raise ValueError(f"the inputs were not prepared for frame {missing[0]}")
 
 
 @dataclass(frozen=True)
@@ -177,6 +203,7 @@ class DreamPosePipeline(DiffusionPipeline):
         callback_on_step_end: StepCallback | None = None,
         turbo: int | None = None,
         contrast_stretch: bool = True,
+        prepared: PreparedInputs | None = None,
     ) -> Iterator[Progress | FrameDone]:
         """Render ``frames`` (default: all) as a stream of events: :class:`Progress` after
         every denoising step (steps done over the whole call), :class:`FrameDone` as each
@@ -194,6 +221,9 @@ class DreamPosePipeline(DiffusionPipeline):
         may return new latents. ``turbo=N`` runs the whole UNet only every N-th step and its
         shallow layers in between (DeepCache, see ``turbo.py``); None is the plain sampler.
 
+        ``prepared`` (from :meth:`prepare`, for these frames and this canvas) replaces
+        ``image`` and ``poses``, which are then not read: a re-render only samples.
+
         Models with official numerics prepare their inputs as the official code does
         instead (stretched photo and poses, see ``numerics``), and ``contrast_stretch``
         stretches each of their frames to 0..255 as the official code does before saving.
@@ -201,14 +231,17 @@ class DreamPosePipeline(DiffusionPipeline):
         # 0. Check inputs
         height = self.trained_size[0] if height is None else height
         width = self.trained_size[1] if width is None else width
-        uv = self.check_inputs(
-            poses, image_guidance_scale, pose_guidance_scale, num_inference_steps, height, width
-        )
-        frames = self.check_frames(frames, len(uv), frame_batch_size)
+        self.check_settings(image_guidance_scale, pose_guidance_scale, num_inference_steps, height, width)
         if turbo is not None:
             check_interval(turbo)
 
-        # 1. Define call parameters
+        # 1.-3. Place the subject and the poses on the canvas, encode the subject (unless prepared)
+        if prepared is None:
+            prepared = self.prepare(image, poses, frames, height, width)
+        frames = self.check_frames(frames, prepared.num_frames, frame_batch_size)
+        prepared.check(frames, height, width)
+
+        # 4. Define call parameters
         device = self._execution_device
         dtype = self.unet.dtype
         latent_size = (height // self.vae_scale_factor, width // self.vae_scale_factor)
@@ -217,21 +250,13 @@ class DreamPosePipeline(DiffusionPipeline):
         sampling = Sampling(image_guidance_scale, pose_guidance_scale, num_inference_steps, turbo)
         numerics = self.numerics
 
-        # 2. Place the subject and the poses on the canvas
-        subject = numerics.place_subject(read_image(image), height, width)
-        uv = numerics.place_poses(uv, height, width, device)
-
-        # 3. Encode the subject image once: the unconditional (black) and the real one
-        encoded = self.encode_subject(subject, device, dtype)
-
-        # 4. Sample frame batches, reporting every step; 5. decode each batch
+        # 5. Sample frame batches, reporting every step; 6. decode each batch
         per_frame = self.steps_per_frame(scheduler, num_inference_steps)
         total = len(frames) * per_frame
         try:
             for start in range(0, len(frames), frame_batch_size):
                 batch = frames[start : start + frame_batch_size]
-                pose = numerics.pose_condition(uv, batch, latent_size, self.num_pose_frames, (height, width))
-                conditions = BatchConditions(encoded, pose.to(device=device, dtype=dtype), batch)
+                conditions = BatchConditions(prepared.subject, prepared.pose(batch), batch)
                 noise = self.prepare_noise(batch, latent_size, seed, same_noise_for_all_frames)
                 denoising = self.denoise(
                     scheduler,
@@ -264,22 +289,68 @@ class DreamPosePipeline(DiffusionPipeline):
         rows, cols = self.adapter.config.pooled_size
         return rows * 2 * self.vae_scale_factor, cols * 2 * self.vae_scale_factor
 
-    def check_inputs(self, poses, image_guidance_scale, pose_guidance_scale, steps, height, width):
-        """Validate the call; return the poses as a float tensor (N, 2, H, W) in [0, 1]."""
-        if isinstance(poses, PoseSequence):
-            uv = torch.from_numpy(poses.uv_float())
-        else:
-            uv = torch.as_tensor(np.asarray(poses) if not torch.is_tensor(poses) else poses).float()
-            check_pose_array(uv)
-            if not torch.isfinite(uv).all() or uv.min() < 0 or uv.max() > 1:
-                raise ValueError(
-                    "pose values must be DensePose U, V coordinates in [0, 1] (0 = no body); "
-                    f"got values in [{uv.min().item():.3g}, {uv.max().item():.3g}]"
-                )
+    def prepare(
+        self,
+        image,
+        poses: PoseSequence | np.ndarray | torch.Tensor,
+        frames: list[int] | range | None = None,
+        height: int | None = None,
+        width: int | None = None,
+    ) -> PreparedInputs:
+        """The subject in ``image`` encoded and the pose windows of ``frames`` (default: all),
+        on the height x width canvas (default: the trained size), as :meth:`stream` reads them."""
+        height = self.trained_size[0] if height is None else height
+        width = self.trained_size[1] if width is None else width
+        check_size(height, width)
+        uv = self.check_poses(poses)
+        frames = self.check_frames(frames, len(uv), 1)
+        return PreparedInputs(
+            self.encode_photo(image, height, width),
+            self.pose_windows(uv, frames, height, width),
+            len(uv),
+            (height, width),
+        )
+
+    @torch.no_grad()
+    def encode_photo(self, image, height: int, width: int) -> SubjectEncoding:
+        """The subject photo (a path, PIL image or array) placed on the canvas and encoded."""
+        subject = self.numerics.place_subject(read_image(image), height, width)
+        return self.encode_subject(subject, self._execution_device, self.unet.dtype)
+
+    def pose_windows(self, uv: torch.Tensor, frames: list[int], height: int, width: int) -> dict:
+        """Each frame's pose window c_P on the model's device, from the checked poses ``uv``
+        (N, 2, H, W) in [0, 1]."""
+        device, dtype = self._execution_device, self.unet.dtype
+        latent_size = (height // self.vae_scale_factor, width // self.vae_scale_factor)
+        uv = self.numerics.place_poses(uv, height, width, device)
+        # One frame at a time: a window reads 5 full-size poses, so all frames at once would
+        # hold 5 times the whole sequence.
+        return {
+            i: self.numerics.pose_condition(uv, [i], latent_size, self.num_pose_frames, (height, width)).to(
+                device=device, dtype=dtype
+            )
+            for i in dict.fromkeys(frames)
+        }
+
+    def check_settings(self, image_guidance_scale, pose_guidance_scale, steps, height, width) -> None:
+        """Validate the sampling settings of a call."""
         check_guidance("image_guidance_scale", image_guidance_scale)
         check_guidance("pose_guidance_scale", pose_guidance_scale)
         check_steps(steps)
         check_size(height, width)
+
+    @staticmethod
+    def check_poses(poses) -> torch.Tensor:
+        """Validate poses; return them as a float tensor (N, 2, H, W) in [0, 1]."""
+        if isinstance(poses, PoseSequence):
+            return torch.from_numpy(poses.uv_float())
+        uv = torch.as_tensor(np.asarray(poses) if not torch.is_tensor(poses) else poses).float()
+        check_pose_array(uv)
+        if not torch.isfinite(uv).all() or uv.min() < 0 or uv.max() > 1:
+            raise ValueError(
+                "pose values must be DensePose U, V coordinates in [0, 1] (0 = no body); "
+                f"got values in [{uv.min().item():.3g}, {uv.max().item():.3g}]"
+            )
         return uv
 
     @staticmethod

@@ -47,20 +47,24 @@ def stream_frames(
     settings: RenderSettings = RenderSettings(),
     frames: list[int] | None = None,
     cancel: threading.Event | None = None,
+    prepared=None,
 ) -> Iterator[Event]:
     """Render ``frames`` of ``poses`` (default: all): :class:`Progress` after every denoising
     step, :class:`FrameDone` for each finished frame, then :class:`Finished` with the
     :class:`RenderResult`.
 
     Setting ``cancel`` stops within one step, and the result says ``cancelled``. Other
-    errors propagate, after every frame finished before them was handed out.
+    errors propagate, after every frame finished before them was handed out. ``prepared``
+    (``pipe.prepare(image, poses, frames, height, width)``) is used instead of encoding
+    ``image`` and placing ``poses`` again.
     """
     import torch
 
     from dreampose.runtime.speed import auto_frame_batch
 
     result = RenderResult()
-    selected = list(range(len(poses))) if frames is None else list(frames)
+    num_frames = len(poses) if prepared is None else prepared.num_frames
+    selected = list(range(num_frames)) if frames is None else list(frames)
     events = pipe.stream(
         image,
         poses,
@@ -76,6 +80,7 @@ def stream_frames(
         same_noise_for_all_frames=not settings.noise_per_frame,
         turbo=settings.turbo,
         contrast_stretch=settings.contrast_stretch,
+        prepared=prepared,
     )
     try:
         for event in events:
@@ -90,9 +95,11 @@ def stream_frames(
     yield Finished(result)
 
 
-def render_frames(pipe, image, poses: PoseSequence, settings=RenderSettings(), frames=None, cancel=None):
+def render_frames(
+    pipe, image, poses: PoseSequence, settings=RenderSettings(), frames=None, cancel=None, prepared=None
+):
     """:func:`stream_frames` run to its end: the :class:`RenderResult`."""
-    return result_of(stream_frames(pipe, image, poses, settings, frames, cancel))
+    return result_of(stream_frames(pipe, image, poses, settings, frames, cancel, prepared))
 
 
 def stream_preview(
@@ -102,11 +109,13 @@ def stream_preview(
     frame: int,
     settings: RenderSettings = FAST_PREVIEW,
     cancel: threading.Event | None = None,
+    prepared=None,
 ) -> Iterator[Event]:
     """One frame (the fast preset by default): :class:`Progress`, then :class:`Finished` with
-    the RGB uint8 frame. Raises :class:`RenderCancelled` when ``cancel`` is set first."""
+    the RGB uint8 frame. Raises :class:`RenderCancelled` when ``cancel`` is set first.
+    ``prepared``: as for :func:`stream_frames`."""
     single = replace(settings, frame_batch_size=1)
-    for event in stream_frames(pipe, image, poses, single, frames=[frame], cancel=cancel):
+    for event in stream_frames(pipe, image, poses, single, frames=[frame], cancel=cancel, prepared=prepared):
         if isinstance(event, Finished):
             if event.result.cancelled:
                 raise RenderCancelled
@@ -115,9 +124,11 @@ def stream_preview(
             yield event
 
 
-def preview_frame(pipe, image, poses: PoseSequence, frame: int, settings=FAST_PREVIEW, cancel=None):
+def preview_frame(
+    pipe, image, poses: PoseSequence, frame: int, settings=FAST_PREVIEW, cancel=None, prepared=None
+):
     """:func:`stream_preview` run to its end: the frame."""
-    return result_of(stream_preview(pipe, image, poses, frame, settings, cancel))
+    return result_of(stream_preview(pipe, image, poses, frame, settings, cancel, prepared))
 
 
 def finished_frames(events: Iterable[Event]) -> Iterator[tuple[int, np.ndarray]]:

@@ -100,15 +100,19 @@ def stream_grid(
     pose_scales: list[float],
     settings: RenderSettings = FAST_PREVIEW,
     cancel: threading.Event | None = None,
+    prepared=None,
 ) -> Iterator[Event]:
     """Render ``frame`` over an sI x sP grid (same seed everywhere) so weights can be picked by
     eye: :class:`Progress` over all cells, then :class:`Finished` with the :class:`GuidanceGrid`.
 
     Rows are image guidance (sI), columns pose guidance (sP). Raises ``RenderCancelled``
-    when ``cancel`` is set, since a partial grid is of no use.
+    when ``cancel`` is set, since a partial grid is of no use. The photo is encoded once for
+    all cells (or not at all, given ``prepared``: ``pipe.prepare``'s inputs for ``frame``).
     """
     if not image_scales or not pose_scales:
         raise ValueError("the guidance grid needs at least one image and one pose guidance value")
+    if prepared is None:
+        prepared = pipe.prepare(image, poses, [frame], settings.height, settings.width)
     cells = len(image_scales) * len(pose_scales)
     rows: list[list[np.ndarray]] = []
     for i, s_i in enumerate(image_scales):
@@ -116,7 +120,7 @@ def stream_grid(
         for j, s_p in enumerate(pose_scales):
             cell = replace(settings, image_guidance_scale=s_i, pose_guidance_scale=s_p)
             before = i * len(pose_scales) + j  # cells finished
-            for event in stream_preview(pipe, image, poses, frame, cell, cancel):
+            for event in stream_preview(pipe, image, poses, frame, cell, cancel, prepared):
                 if isinstance(event, Progress):  # one cell's steps, as a share of the whole grid
                     yield Progress(before * event.total + event.done, cells * event.total)
                 else:
@@ -135,9 +139,12 @@ def guidance_grid(
     pose_scales,
     settings=FAST_PREVIEW,
     cancel=None,
+    prepared=None,
 ):
     """:func:`stream_grid` run to its end: the :class:`GuidanceGrid`."""
-    return result_of(stream_grid(pipe, image, poses, frame, image_scales, pose_scales, settings, cancel))
+    return result_of(
+        stream_grid(pipe, image, poses, frame, image_scales, pose_scales, settings, cancel, prepared)
+    )
 
 
 def grid_mosaic(rows: list[list[np.ndarray]], image_scales, pose_scales) -> tuple[np.ndarray, GridLayout]:

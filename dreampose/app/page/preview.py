@@ -3,7 +3,13 @@ steps, sampler, seed), a preview of one frame (the fast preset by default) and t
 grid over sI x sP, whose cells set sI and sP when clicked. The controls' ranges and defaults
 are the ones the CLI checks and starts from (``dreampose.model.checks``, ``RenderSettings``,
 ``dreampose.base.paper``). Endpoints ``/preview`` and ``/guidance_grid``; the work is
-``dreampose.app.steps.render``."""
+``dreampose.app.steps.render``.
+
+Live preview (on by default): releasing a slider or changing the sampler, seed or fast
+preset marks the preview out of date at once (in its label, outside the queue) and
+re-renders it; a newer change cancels the preview still running and skips those still
+waiting, so the picture always catches up with the controls. These events are the page's
+own, not API endpoints: ``/preview`` stays what API and MCP callers call."""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from dreampose.app.messages import for_page
 from dreampose.app.page import wiring
 from dreampose.app.page.controls import DropdownAsSent, NumberAsSent, SliderAsSent
 from dreampose.app.page.inputs import Inputs
@@ -28,6 +35,11 @@ from dreampose.rendering.grid import GRID_IMAGE_SCALES, GRID_POSE_SCALES, parse_
 # MAX_SEED can be typed).
 RANDOM_SEEDS = 2**53 - 1
 
+PREVIEW_LABEL = "Preview"
+# How long a live preview waits for the one it cancelled: that stops after its current
+# denoising step, which on a slow model on the CPU may take a while.
+LIVE_WAIT_S = 300.0
+
 
 @dataclass
 class Preview:
@@ -39,6 +51,8 @@ class Preview:
     seed: gr.Number
     random_seed: gr.Button
     fast: gr.Checkbox
+    live: gr.Checkbox
+    ticket: gr.Number  # hidden: the session's number of the live preview asked for last
     controls: wiring.StepControls  # buttons: Preview frame, Guidance grid
     image: gr.Image
     grid: gr.Image
@@ -86,11 +100,17 @@ def create(service: AppService) -> Preview:
             with gr.Column(min_width=200):
                 seed = NumberAsSent(label="Seed", value=video.seed, precision=0, minimum=0, maximum=MAX_SEED)
                 random_seed = gr.Button("Random seed", size="sm", elem_id="random-seed")
-        fast_toggle = gr.Checkbox(
-            value=True, elem_id="fast-preview",
-            label=f"Fast preview: {fast.num_inference_steps} {fast.scheduler} steps "
-            "(the video always uses the sampler and steps above)",
-        )  # fmt: skip
+        with gr.Row():
+            fast_toggle = gr.Checkbox(
+                value=True, elem_id="fast-preview", scale=2,
+                label=f"Fast preview: {fast.num_inference_steps} {fast.scheduler} steps "
+                "(the video always uses the sampler and steps above)",
+            )  # fmt: skip
+            live = gr.Checkbox(
+                value=True, elem_id="live-preview", scale=1,
+                label="Live preview: re-render when a control is released (untick for slow models)",
+            )  # fmt: skip
+        ticket = gr.Number(value=None, precision=0, visible="hidden", elem_id="live-ticket")
         controls = wiring.step_controls(
             "preview", "preview-cancel",
             ("A preview shows one frame as the video will look (or quickly, with *Fast preview*).",
@@ -100,7 +120,7 @@ def create(service: AppService) -> Preview:
         )  # fmt: skip
         with gr.Row():
             image = gr.Image(
-                label="Preview", height=300, elem_id="preview-image", elem_classes="output-box", format="png",
+                label=PREVIEW_LABEL, height=300, elem_id="preview-image", elem_classes="output-box", format="png",
                 type="filepath", min_width=300,
             )  # fmt: skip
             with gr.Column(min_width=300):
@@ -117,17 +137,28 @@ def create(service: AppService) -> Preview:
                         value=scales_text(GRID_POSE_SCALES), label="Pose guidance sP (columns)", min_width=120
                     )
     return Preview(
-        frame, s_i, s_p, steps, sampler, seed, random_seed, fast_toggle, controls, image, grid, grid_i, grid_p
-    )
+        frame, s_i, s_p, steps, sampler, seed, random_seed, fast_toggle, live, ticket, controls, image, grid,
+        grid_i, grid_p,
+    )  # fmt: skip
 
 
 def wire(service: AppService, step: Preview, inputs: Inputs) -> None:
     preview_btn, grid_btn = step.controls.buttons
     status = step.controls.status
-    wiring.run_step(
+    run = wiring.run_step(
         service, step.controls, preview_btn, preview_endpoint(service),
         [step.frame, *step.sampling, step.fast, *inputs.photos], [step.image, status], "preview",
     )  # fmt: skip
+
+    def up_to_date(request: gr.Request):
+        """The button's preview arrived (unless it was cancelled): the label is plain again."""
+        cancelled = service.session(request.session_hash).load_status("preview") == for_page(
+            work.PREVIEW_CANCELLED
+        )
+        return gr.skip() if cancelled else gr.Image(label=PREVIEW_LABEL)
+
+    run.success(up_to_date, None, step.image, **wiring.PRIVATE)
+    wire_live(service, step, inputs)
     grid_inputs = [step.frame, step.grid_image_scales, step.grid_pose_scales, *step.sampling[2:], step.fast]
     wiring.run_step(
         service, step.controls, grid_btn, grid_endpoint(service), [*grid_inputs, *inputs.photos],
@@ -147,6 +178,111 @@ def wire(service: AppService, step: Preview, inputs: Inputs) -> None:
     step.random_seed.click(lambda: random.randint(0, RANDOM_SEEDS), None, step.seed, **wiring.PRIVATE)
 
 
+# ----------------------------------------------------------------------------- live preview
+# The controls whose change re-renders the preview: (name in the out-of-date line, event).
+# Sliders on release (not on every pixel dragged); the seed on change, so that *Random seed*
+# counts too.
+LIVE_EVENTS = (
+    ("frame", "frame", "release"),
+    ("s_i", "sI", "release"),
+    ("s_p", "sP", "release"),
+    ("steps", "steps", "release"),
+    ("sampler", "sampler", "input"),
+    ("seed", "seed", "change"),
+    ("fast", "fast preview", "input"),
+)
+
+
+def wire_live(service: AppService, step: Preview, inputs: Inputs) -> None:
+    """Each control of ``LIVE_EVENTS`` marks the preview out of date at once (no queue), then
+    re-renders it when *Live preview* is on (queued with the other model steps)."""
+    status = step.controls.status
+    render = live_preview_fn(service)
+    live_inputs = [step.frame, *step.sampling, step.fast, *inputs.photos, step.ticket]
+
+    def failed(request: gr.Request):
+        session = service.session(request.session_hash)
+        return gr.Image(label=f"{PREVIEW_LABEL} · out of date (the update failed)"), session.load_status(
+            "preview"
+        )
+
+    for attribute, name, event in LIVE_EVENTS:
+        control = getattr(step, attribute)
+        marked = getattr(control, event)(
+            mark_stale(service, name), [control, step.live, step.image], [step.image, step.ticket],
+            trigger_mode="multiple", **wiring.PRIVATE,
+        )  # fmt: skip
+        rendered = marked.then(
+            render, live_inputs, [step.image, status], api_visibility="private", show_progress_on=[status],
+            concurrency_id=wiring.MODEL_STEPS, trigger_mode="always_last",
+        )  # fmt: skip
+        rendered.failure(failed, None, [step.image, status], **wiring.PRIVATE)
+
+
+def mark_stale(service: AppService, name: str):
+    """What moving the control ``name`` does at once: the preview's label says it is out of
+    date, and with *Live preview* on and poses to preview, a live preview is asked for (its
+    ticket; None: nothing to render)."""
+
+    def mark(value, live: bool, shown, request: gr.Request):
+        session = service.session(request.session_hash)
+        if service.setting_up or not session.poses_path.is_file():
+            return gr.skip(), None  # nothing to preview yet: step 4's errors would only repeat step 2's
+        now = f"out of date: {name} now {_shown(value)}"
+        if live:
+            return gr.Image(label=f"{PREVIEW_LABEL} · {now} — updating…"), session.ask_live_preview()
+        if shown is None:
+            return gr.skip(), None
+        return gr.Image(label=f"{PREVIEW_LABEL} · {now} — press Preview frame"), None
+
+    return mark
+
+
+def _shown(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def live_preview_fn(service: AppService):
+    """The live preview: the preview endpoint's work, unless a newer one was asked for since
+    (then nothing); it waits for the preview it cancelled, and a preview cancelled by a newer
+    one shows nothing (the newer one's picture and status follow)."""
+
+    @gpu(duration=120)
+    def live_preview(
+        frame, s_i, s_p, steps, sampler, seed, fast, photo, more_photos, ticket,
+        request: gr.Request = None, progress=gr.Progress(),
+    ):  # fmt: skip
+        session = service.session(request.session_hash)
+        if ticket is None or session.preview_out_of_date(int(ticket)):
+            return gr.skip(), gr.skip()
+        image, used = run_preview(
+            service, session, (frame, s_i, s_p, steps, sampler, seed, fast), photo, more_photos, progress,
+            LIVE_WAIT_S,
+        )  # fmt: skip
+        if image is None:
+            return gr.skip(), gr.skip()
+        return gr.Image(value=str(image), label=PREVIEW_LABEL), wiring.keep_status(session, "preview", used)
+
+    return live_preview
+
+
+def run_preview(service: AppService, session, values: tuple, photo, more_photos, progress, wait_s=0.0):
+    """The preview of the step-4 ``values`` (frame, sI, sP, steps, sampler, seed, fast) as the
+    page sent them: (PNG path, or None when cancelled; the line naming what was used). Errors
+    are shown as sentences and kept in the status line."""
+    frame, *sampling = values
+    with wiring.kept_status(session, "preview"):
+        frame = frame_field(service).read(frame)
+        settings = wiring.render_settings(service, *sampling)
+        return work.preview(
+            service, session, wiring.photos_of(photo, more_photos), frame, settings,
+            wiring.progress_bar(progress), wait_s,
+        )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- endpoints
 def preview_endpoint(service: AppService):
     @wiring.documented(
         "Render one frame with these settings. Returns the PNG and a status line naming what was used."
@@ -157,13 +293,9 @@ def preview_endpoint(service: AppService):
         request: gr.Request = None, progress=gr.Progress(),
     ):  # fmt: skip
         session = service.session(request.session_hash)
-        with wiring.kept_status(session, "preview"):
-            frame = frame_field(service).read(frame)
-            settings = wiring.render_settings(service, s_i, s_p, steps, sampler, seed, fast)
-            image, used = work.preview(
-                service, session, wiring.photos_of(photo, more_photos), frame, settings,
-                wiring.progress_bar(progress),
-            )  # fmt: skip
+        image, used = run_preview(
+            service, session, (frame, s_i, s_p, steps, sampler, seed, fast), photo, more_photos, progress
+        )
         return (str(image) if image else gr.skip()), wiring.keep_status(session, "preview", used)
 
     return preview

@@ -73,11 +73,11 @@ def run_step(
     api_name: str,
     after_outputs: list = (),
     after: Callable | None = None,
-) -> None:
+):
     """``button`` runs ``fn`` (the endpoint ``api_name``): the status line makes room for the
     progress, the run buttons go off and Cancel on; afterwards (success or error) the status
     comes from the session, the buttons come back, and ``after(session)`` may update
-    ``after_outputs``."""
+    ``after_outputs``. Returns the endpoint's event, for more to follow its success."""
     buttons, count = controls.buttons, len(controls.buttons)
 
     def busy():
@@ -96,6 +96,7 @@ def run_step(
     # Gradio runs ``.then`` only after a success; ``.failure`` covers errors.
     for follow in (run.then, run.failure):
         follow(idle, None, [controls.status, *buttons, controls.cancel, *after_outputs], **PRIVATE)
+    return run
 
 
 def cancel_step(service: AppService, controls: StepControls, *kinds: str) -> None:

@@ -1,6 +1,11 @@
 """Steps 4 and 5 of the app: preview one frame (or a guidance grid of it), then render the
 video. Both use the session's finetuned subject when it has one.
 
+Previews are for tuning: moving sI by one notch should cost one sampling, nothing more. So
+the session keeps in memory (``Session.memo``) what its previews were sampled from, the
+photo encoded and the pose windows of the frames previewed, for as long as the photo, the
+poses file and the loaded model are the same (:func:`prepared_inputs`).
+
 A render is a stream of events (:func:`render_stream`: progress, each frame as it finishes,
 then the outputs), so a person can stop a bad render early; it keeps the driving video's
 sound, cut to the rendered frames; it always gives the clean video, and the side-by-side view
@@ -10,6 +15,7 @@ downloads folder.
 
 from __future__ import annotations
 
+import weakref
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -23,6 +29,7 @@ from dreampose.app.sessions import Session
 from dreampose.base.files import atomic_file
 from dreampose.media.frames import save_png
 from dreampose.model.events import Event, Finished, FrameDone, Progress, result_of
+from dreampose.model.pipeline import PreparedInputs
 from dreampose.rendering.frames import RenderCancelled, RenderResult, stream_preview
 from dreampose.rendering.grid import GuidanceGrid, stream_grid
 from dreampose.rendering.settings import RenderSettings
@@ -64,16 +71,19 @@ def preview(
     frame: int,
     settings: RenderSettings,
     progress: OnProgress = no_progress,
+    wait_s: float = 0.0,
 ) -> tuple[Path | None, str]:
     """One frame with ``settings`` as a PNG; returns its path and a line naming what was used
-    (cancelled: no path and ``PREVIEW_CANCELLED``)."""
-    photo, poses, frame, settings = _one_frame(app, session, photos, frame, settings)
-    with session.job("preview") as cancel:
+    (cancelled: no path and ``PREVIEW_CANCELLED``). ``wait_s``: how long to wait for a preview
+    of this session that is still running (a live preview, after cancelling it) to end."""
+    photo, frame, settings = _one_frame(app, session, photos, frame, settings)
+    with session.job("preview", wait_s) as cancel:
         progress(0, 1, "Loading the model")
         pipe = app.pipeline(session)
+        prepared = prepared_inputs(app, session, pipe, photo, frame, settings)
         try:
             image = result_of(
-                stream_preview(pipe, str(photo), poses, frame, settings, cancel),
+                stream_preview(pipe, None, None, frame, settings, cancel, prepared),
                 _report(progress, "Previewing"),
             )
         except RenderCancelled:
@@ -83,15 +93,58 @@ def preview(
 
 
 def _one_frame(app: AppService, session: Session, photos, frame, settings: RenderSettings):
-    """(photo, poses, frame, settings on the canvas) of a preview or grid, checked."""
+    """(photo, frame, settings on the canvas) of a preview or grid, checked."""
     photo = app.photos(session, photos)[0]
-    poses = app.poses(session)
     return (
         photo,
-        poses,
-        check_frame(poses, frame),
+        check_frame(_pose_count(app, session), frame),
         replace(settings, height=app.canvas[0], width=app.canvas[1]),
     )
+
+
+# The pose windows a session keeps: a frame's is 10 channels at latent size (200 kB at 640 x
+# 512 in fp32), so a few dozen frames tried one after another cost little.
+KEPT_POSE_WINDOWS = 32
+
+
+def prepared_inputs(
+    app: AppService, session: Session, pipe, photo: Path, frame: int, settings: RenderSettings
+) -> PreparedInputs:
+    """What the preview of ``frame`` samples from, from the session's memo where it can: the
+    photo is encoded once per photo, model and canvas, a frame's pose window made once per
+    poses file, model and canvas. The photo's file is named by its content, and the poses
+    file is replaced whenever the poses change, so neither can change under the same key;
+    a weak reference to the pipeline stands for the model (a finetuned subject loads a new
+    one) and never keeps an unloaded model alive."""
+    canvas = (settings.height, settings.width)
+    model = weakref.ref(pipe)
+    subject = session.memo.get(
+        "subject", (str(photo), model, canvas), lambda: pipe.encode_photo(photo, *canvas)
+    )
+    windows = session.memo.get("pose windows", (_poses_version(session), model, canvas), dict)
+    if frame not in windows:
+        uv = pipe.check_poses(app.poses(session))
+        windows.update(pipe.pose_windows(uv, [frame], *canvas))
+        while len(windows) > KEPT_POSE_WINDOWS:
+            del windows[next(iter(windows))]  # the oldest
+    return PreparedInputs(subject, {frame: windows[frame]}, _pose_count(app, session), canvas)
+
+
+def _poses_version(session: Session) -> tuple | None:
+    """What identifies the poses file as written last (it is replaced, never edited)."""
+    try:
+        stat = session.poses_path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+def _pose_count(app: AppService, session: Session) -> int:
+    """How many frames the session's poses have, without reading them again while unchanged."""
+    version = _poses_version(session)
+    if version is None:
+        return len(app.poses(session))  # says that there are none
+    return session.memo.get("pose count", version, lambda: len(app.poses(session)))
 
 
 def _used(frame: int, settings: RenderSettings, session: Session) -> str:
@@ -116,11 +169,12 @@ def guidance_grid(
     (cancelled: no path and no grid)."""
     if len(image_scales) * len(pose_scales) > MAX_GRID_CELLS:
         raise UserError(f"The guidance grid takes at most {MAX_GRID_CELLS} cells (for example 5 x 5 values).")
-    photo, poses, frame, settings = _one_frame(app, session, photos, frame, settings)
+    photo, frame, settings = _one_frame(app, session, photos, frame, settings)
     with session.job("grid") as cancel:
         progress(0, 1, "Loading the model")
         pipe = app.pipeline(session)
-        events = stream_grid(pipe, str(photo), poses, frame, image_scales, pose_scales, settings, cancel)
+        prepared = prepared_inputs(app, session, pipe, photo, frame, settings)
+        events = stream_grid(pipe, None, None, frame, image_scales, pose_scales, settings, cancel, prepared)
         try:
             grid = result_of(events, _report(progress, "Guidance grid"))
         except RenderCancelled:
