@@ -247,6 +247,7 @@ def test_poses_of_another_size_are_letterboxed_onto_the_canvas(tiny_pipe, subjec
         ({"image_guidance_scale": float("inf")}, "image_guidance_scale must be a number from 0 to 30"),
         ({"pose_guidance_scale": 1e30}, "pose_guidance_scale must be a number from 0 to 30"),
         ({"num_inference_steps": 0}, "from 1 to 1000"),
+        ({"num_inference_steps": 1000, "scheduler": "pndm"}, "pndm takes at most 999 steps"),
         ({"height": 100}, "multiple of 64"),
         ({"width": 0}, "multiple of 64"),
         ({"image": np.zeros((8, 8, 5), np.uint8)}, "H x W x 3"),
@@ -258,3 +259,14 @@ def test_bad_input_is_a_clear_value_error(tiny_pipe, subject_image, poses, chang
     kwargs.update(change)
     with pytest.raises(ValueError, match=message):
         tiny_pipe(**kwargs)
+
+
+def test_pndm_is_refused_all_1000_steps_before_any_model_loads_and_others_take_them():
+    """PNDM runs one step more than asked: at 1000 it fell off the schedule inside diffusers
+    (IndexError), from the top of the app's Steps slider."""
+    from dreampose.rendering.settings import RenderSettings
+
+    with pytest.raises(ValueError, match="pndm takes at most 999 steps"):
+        RenderSettings(scheduler="pndm", num_inference_steps=1000)
+    assert RenderSettings(scheduler="pndm", num_inference_steps=999).num_inference_steps == 999
+    assert RenderSettings(scheduler="dpm++", num_inference_steps=1000).num_inference_steps == 1000

@@ -24,10 +24,20 @@ def check_guidance(name: str, scale: float) -> None:
         )
 
 
-def check_steps(steps: int) -> None:
+# PNDM runs one step more than asked: asked for all 1000, it steps past the end of the schedule
+# (diffusers' IndexError "index 1000 is out of bounds").
+MAX_PNDM_STEPS = MAX_INFERENCE_STEPS - 1
+
+
+def check_steps(steps: int, sampler: str | None = None) -> None:
     if not isinstance(steps, int) or not 1 <= steps <= MAX_INFERENCE_STEPS:
         raise ValueError(
             f"num_inference_steps must be a whole number from 1 to {MAX_INFERENCE_STEPS}; got {steps}"
+        )
+    if sampler == "pndm" and steps > MAX_PNDM_STEPS:
+        raise ValueError(
+            f"pndm takes at most {MAX_PNDM_STEPS} steps (it runs one more than asked, and the noise schedule "
+            f"has {MAX_INFERENCE_STEPS}); got {steps}: choose fewer steps or another sampler"
         )
 
 

@@ -29,7 +29,7 @@ from dreampose.model.events import FrameDone, Progress
 from dreampose.model.guidance import dual_guidance
 from dreampose.model.numerics import Numerics, SubjectEncoding, numerics_for
 from dreampose.model.pose_window import check_pose_array
-from dreampose.model.schedulers import make_scheduler
+from dreampose.model.schedulers import make_scheduler, sampler_name
 from dreampose.model.turbo import DeepCacheUNet
 from dreampose.model.unet import num_pose_frames_of, widen_conv_in
 from pose_extraction.pose_sequence import PoseSequence
@@ -247,6 +247,7 @@ class DreamPosePipeline(DiffusionPipeline):
         latent_size = (height // self.vae_scale_factor, width // self.vae_scale_factor)
         seed = generator.initial_seed() if generator is not None else secrets.randbits(63)
         scheduler = self.make_scheduler(scheduler)
+        check_steps(num_inference_steps, sampler_name(scheduler))
         sampling = Sampling(image_guidance_scale, pose_guidance_scale, num_inference_steps, turbo)
         numerics = self.numerics
 

@@ -44,6 +44,12 @@ def describe_samplers() -> str:
     return "; ".join(f"{name}: {description}" for name, (_, _, description) in SAMPLERS.items())
 
 
+def sampler_name(scheduler) -> str | None:
+    """The name in SAMPLERS of a scheduler instance's kind (None for another kind)."""
+    kind = type(scheduler).__name__
+    return next((name for name, (class_name, _, _) in SAMPLERS.items() if class_name == kind), None)
+
+
 def make_scheduler(name: str, config):
     """A new scheduler of kind ``name`` sharing ``config``'s noise schedule (betas, timesteps)."""
     import diffusers

@@ -98,7 +98,7 @@ class RenderSettings:
     def __post_init__(self) -> None:
         check_guidance("image_guidance_scale", self.image_guidance_scale)
         check_guidance("pose_guidance_scale", self.pose_guidance_scale)
-        check_steps(self.num_inference_steps)
+        check_steps(self.num_inference_steps, self.scheduler)
         check_size(self.height, self.width)
         if self.frame_batch_size is not None and (
             not isinstance(self.frame_batch_size, int) or self.frame_batch_size < 1
