@@ -231,7 +231,15 @@ class DreamPosePipeline(DiffusionPipeline):
         # 0. Check inputs
         height = self.trained_size[0] if height is None else height
         width = self.trained_size[1] if width is None else width
-        self.check_settings(image_guidance_scale, pose_guidance_scale, num_inference_steps, height, width)
+        scheduler = self.make_scheduler(scheduler)
+        self.check_settings(
+            image_guidance_scale,
+            pose_guidance_scale,
+            num_inference_steps,
+            height,
+            width,
+            sampler_name(scheduler),
+        )
         if turbo is not None:
             check_interval(turbo)
 
@@ -246,8 +254,6 @@ class DreamPosePipeline(DiffusionPipeline):
         dtype = self.unet.dtype
         latent_size = (height // self.vae_scale_factor, width // self.vae_scale_factor)
         seed = generator.initial_seed() if generator is not None else secrets.randbits(63)
-        scheduler = self.make_scheduler(scheduler)
-        check_steps(num_inference_steps, sampler_name(scheduler))
         sampling = Sampling(image_guidance_scale, pose_guidance_scale, num_inference_steps, turbo)
         numerics = self.numerics
 
@@ -333,11 +339,13 @@ class DreamPosePipeline(DiffusionPipeline):
             for i in dict.fromkeys(frames)
         }
 
-    def check_settings(self, image_guidance_scale, pose_guidance_scale, steps, height, width) -> None:
-        """Validate the sampling settings of a call."""
+    def check_settings(
+        self, image_guidance_scale, pose_guidance_scale, steps, height, width, sampler: str | None = None
+    ) -> None:
+        """Validate the sampling settings of a call (``sampler``: its name in SAMPLERS, if any)."""
         check_guidance("image_guidance_scale", image_guidance_scale)
         check_guidance("pose_guidance_scale", pose_guidance_scale)
-        check_steps(steps)
+        check_steps(steps, sampler)
         check_size(height, width)
 
     @staticmethod
