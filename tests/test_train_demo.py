@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from dreampose.model.numerics import DREAMPOSE
 from dreampose.runtime.loading import load_pipeline
 from dreampose.runtime.references import resolve
 from dreampose.world import Pose, Scene, render
@@ -45,6 +46,22 @@ def test_the_recipe_writes_a_model_that_the_project_loads_and_renders_with(demo_
         photo.rgb, uv, frames=[1], num_inference_steps=2, height=64, width=64, output_type="np"
     ).frames
     assert frames[0].shape == (64, 64, 3) and np.isfinite(frames[0]).all()
+
+
+def test_phase_1_trains_on_the_latents_the_vae_decodes_not_on_latents_under_noise(demo_model):
+    """Phase 1's targets are posterior samples (as in Stable Diffusion). The demo VAE is trained
+    on its means, so its posterior must have next to no variance: with the variance of 1 its
+    KL term gave it, every target was mostly noise, and the demo model rendered blotches."""
+    from dreampose.training.losses import target_latents
+
+    pipe = load_pipeline(str(demo_model), device="cpu", dtype="fp32")
+    images = np.stack([render(Scene.from_seed(s, (64, 64)), Pose()).rgb for s in (5, 6)])
+    with torch.no_grad():
+        means = pipe.vae.encode(DREAMPOSE.adapter_pixels(images)).latent_dist.mean
+        samples = [target_latents(pipe.vae, images, torch.Generator().manual_seed(s)) for s in (0, 1)]
+    scaled = means * pipe.vae.config.scaling_factor
+    assert (samples[0] - scaled).abs().max() < 1e-3 * scaled.std()
+    assert (samples[0] - samples[1]).abs().max() < 1e-3 * scaled.std()
 
 
 def test_the_model_card_records_the_run_and_the_weights_digests(demo_model):

@@ -165,8 +165,25 @@ def train_vae(vae, recipe: DemoRecipe, log=print) -> list[float]:
         if step % 50 == 0 or step == recipe.vae_steps - 1:
             log(f"vae step {step + 1}/{recipe.vae_steps}: loss {loss.item():.4f}")
     vae.eval()
+    make_posterior_deterministic(vae)
     vae.register_to_config(scaling_factor=latent_scale(vae, recipe))
     return losses
+
+
+LOGVAR_MIN = -30.0  # diffusers clamps a posterior's log-variance to [-30, 20]
+
+
+@torch.no_grad()
+def make_posterior_deterministic(vae) -> None:
+    """Give the VAE's posterior (almost) zero variance: it was trained as a plain autoencoder
+    on its means, so its variance head only ever met the tiny KL term, which holds the variance
+    at 1. Phase 1 trains on posterior *samples*, as Stable Diffusion does; with that variance its
+    targets were the latents (std 0.7) under noise of std 1.0 (measured on run 3), and the UNet
+    learned to render that noise: every demo render was covered in coloured blotches, whatever
+    the sampler or guidance, and the loss stayed at 0.4-0.5 from step 500 to 5,500."""
+    latent = vae.config.latent_channels  # quant_conv's outputs: the means, then the log-variances
+    vae.quant_conv.weight[latent:] = 0.0
+    vae.quant_conv.bias[latent:] = LOGVAR_MIN
 
 
 def random_crop(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -285,6 +302,7 @@ def base_settings(recipe: DemoRecipe) -> dict:
         "chroma_weight": CHROMA_WEIGHT,
         "vae_crop": VAE_CROP,
         "kl_weight": KL_WEIGHT,
+        "posterior_logvar": LOGVAR_MIN,  # bases saved before the fix had a variance of 1
     }
 
 
