@@ -72,3 +72,15 @@ def test_shuffled_poses_leave_no_frame_in_its_place(case):
     order = shuffled(case.poses)
     assert len(order) == len(case.poses)
     assert not any((a == b).all() for a, b in zip(order.labels, case.poses.labels, strict=True))
+
+
+def test_a_backdrop_drawn_off_in_colour_costs_appearance_not_pose_following(case):
+    """The silhouette is found against the render's own backdrop: a whole-picture colour shift
+    leaves pose following intact (L1 counts it), a figure in another pose still scores low."""
+    shift = np.array([-35, 0, -35], np.int16)
+    tinted = np.clip(case.targets[FRAMES].astype(np.int16) + shift, 0, 255).astype(np.uint8)
+    assert foreground(tinted[0], case.background).mean() > 0.9  # the known backdrop: all "person"
+    scored = score(case, tinted, FRAMES)
+    assert scored.iou > 0.95 and scored.l1 > 15
+    other = np.clip(case.targets[np.roll(np.arange(len(case.targets)), 1)][FRAMES] + shift, 0, 255)
+    assert score(case, other.astype(np.uint8), FRAMES).iou < 0.9
