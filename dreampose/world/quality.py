@@ -86,7 +86,7 @@ def rendered_silhouette(
     A model that draws the backdrop a little off in colour (an appearance error, which L1 and
     SSIM count) would otherwise be scored as all foreground, its pose following unmeasured
     (seen: a demo checkpoint whose figures followed every pose scored IoU 0.18 on a backdrop
-    40 grey levels too blue)."""
+    drawn visibly bluer than the photo's)."""
     near = cv2.dilate(target_silhouette.astype(np.uint8), np.ones((BACKGROUND_MARGIN,) * 2, np.uint8)) > 0
     offset = np.median(rendered[~near].astype(np.float32) - background[~near].astype(np.float32), axis=0)
     return foreground(rendered, background.astype(np.float32) + offset)
